@@ -1,0 +1,59 @@
+# libdeepseek build driver.
+#   make demo   install what is missing, build, run the main demo
+#   make test   install what is missing, build, run every test in every language
+SHELL := /bin/bash
+.DEFAULT_GOAL := demo
+
+RELEASE := target/release
+NVRTC_LIB := $(CURDIR)/build/nvrtc/nvidia/cu13/lib
+export LD_LIBRARY_PATH := $(NVRTC_LIB)$(if $(LD_LIBRARY_PATH),:$(LD_LIBRARY_PATH))
+export DEEPSEEK_REQUIRE_NVRTC := 1
+
+CC := gcc
+CFLAGS := -std=c11 -Wall -Wextra -pedantic -Werror -O1 -g -Iinclude
+LINK_SO := -L$(RELEASE) -ldeepseek -Wl,-rpath,$(CURDIR)/$(RELEASE) -lpthread
+LINK_A := $(RELEASE)/libdeepseek.a -ldl -lgcc_s -lutil -lrt -lpthread -lm -lc
+VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
+
+C_TESTS := $(patsubst tests/c/%.c,build/c/%,$(wildcard tests/c/*.c))
+
+.PHONY: setup lib demo test lint rust-tests c-tests exports
+
+setup:
+	@scripts/setup.sh
+
+lib: setup
+	cargo build --release
+
+build/c/%: tests/c/%.c include/deepseek.h lib
+	@mkdir -p build/c
+	$(CC) $(CFLAGS) $< -o $@ $(LINK_SO)
+	$(CC) $(CFLAGS) $< -o $@-static $(LINK_A)
+
+build/examples/%: examples/c/%.c include/deepseek.h lib
+	@mkdir -p build/examples
+	$(CC) $(CFLAGS) $< -o $@ $(LINK_SO)
+
+demo: build/examples/tensor_tour
+	build/examples/tensor_tour
+
+lint: setup
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --all-targets --no-default-features -- -D warnings
+
+rust-tests: setup
+	cargo test
+
+c-tests: $(C_TESTS)
+	@for t in $(C_TESTS); do \
+	  echo "== $$t (libdeepseek.so)"; $$t || exit 1; \
+	  echo "== $$t (libdeepseek.a)"; $$t-static || exit 1; \
+	  echo "== $$t under valgrind"; $(VALGRIND) $$t || exit 1; \
+	done
+
+exports: lib
+	scripts/check_exports.sh $(RELEASE)/libdeepseek.so
+
+test: lint rust-tests c-tests exports demo
+	@echo "make test: all suites passed"

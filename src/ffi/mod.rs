@@ -1,0 +1,12 @@
+//! The C ABI membrane: handles, status codes, the last-error text and the panic barrier. No logic.
+//!
+//! Conventions (DESIGN.md §4): functions are `ds_<object>_<verb>`; every fallible one
+//! returns a `DsStatus` (0 = OK) with results through out-pointers placed last; the
+//! message of the last failure on a thread is `ds_last_error()`; enums arrive as integers
+//! and are validated; no panic crosses the boundary.
+
+pub mod guard;
+pub mod handles;
+pub mod library;
+pub mod status;
+pub mod tensor;

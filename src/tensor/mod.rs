@@ -1,0 +1,106 @@
+//! `Tensor`: shared storage seen through a layout, with a dtype; cheap to clone, views never copy.
+
+pub mod create;
+mod display;
+pub mod layout;
+mod transfer;
+mod view;
+
+use crate::backend::Storage;
+use crate::device::Device;
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use layout::Layout;
+use std::sync::Arc;
+
+/// An n-dimensional array. Cloning shares everything; views (reshape, permute, slice,
+/// expand, ...) share the storage and differ only in layout.
+#[derive(Clone)]
+pub struct Tensor(Arc<TensorInner>);
+
+struct TensorInner {
+    storage: Arc<Storage>,
+    layout: Layout,
+    dtype: DType,
+}
+
+impl Tensor {
+    /// A tensor over `storage` through `layout`, after checking the layout stays inside it.
+    pub fn from_storage(storage: Arc<Storage>, layout: Layout, dtype: DType) -> Result<Tensor> {
+        let need = layout
+            .storage_span()
+            .checked_mul(dtype.size())
+            .ok_or_else(|| Error::overflow("layout", "byte span overflows"))?;
+        if need > storage.len() {
+            return Err(Error::Internal(format!("layout needs {need} bytes, storage has {}", storage.len())));
+        }
+        Ok(Tensor(Arc::new(TensorInner { storage, layout, dtype })))
+    }
+
+    fn with_layout(&self, layout: Layout) -> Tensor {
+        Tensor(Arc::new(TensorInner { storage: self.0.storage.clone(), layout, dtype: self.0.dtype }))
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.0.dtype
+    }
+
+    /// Where the data lives.
+    pub fn device(&self) -> Device {
+        self.0.storage.device()
+    }
+
+    /// The layout (shape, strides, offset).
+    pub fn layout(&self) -> &Layout {
+        &self.0.layout
+    }
+
+    /// The dimensions.
+    pub fn shape(&self) -> &[usize] {
+        self.0.layout.shape()
+    }
+
+    /// Element strides.
+    pub fn strides(&self) -> &[usize] {
+        self.0.layout.strides()
+    }
+
+    /// Number of dimensions.
+    pub fn ndim(&self) -> usize {
+        self.0.layout.ndim()
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.0.layout.numel()
+    }
+
+    /// True when the elements are row-major and gap-free in storage.
+    pub fn is_contiguous(&self) -> bool {
+        self.0.layout.is_contiguous()
+    }
+
+    /// The shared storage.
+    pub fn storage(&self) -> &Arc<Storage> {
+        &self.0.storage
+    }
+
+    /// True when both tensors view the same storage.
+    pub fn shares_storage(&self, other: &Tensor) -> bool {
+        Arc::ptr_eq(&self.0.storage, &other.0.storage)
+    }
+
+    /// Address of the first element for host tensors (the caller's pointer for borrowed
+    /// buffers); `None` on other devices.
+    pub fn host_ptr(&self) -> Option<*const u8> {
+        let b = self.0.storage.as_cpu()?;
+        Some(b.as_ptr().wrapping_add(self.0.layout.offset() * self.0.dtype.size()))
+    }
+}
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}

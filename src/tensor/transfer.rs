@@ -1,0 +1,81 @@
+//! Copies out of a layout: `contiguous`, `cast`, `to_device`, and reads into host memory.
+
+use super::Tensor;
+use super::layout::Layout;
+use crate::backend::backend;
+use crate::device::Device;
+use crate::dtype::{DType, Element};
+use crate::error::{Error, Result};
+use std::sync::Arc;
+
+impl Tensor {
+    /// This tensor if already contiguous, else a row-major copy.
+    pub fn contiguous(&self) -> Result<Tensor> {
+        if self.is_contiguous() {
+            return Ok(self.clone());
+        }
+        self.copy_as(self.dtype())
+    }
+
+    /// The elements converted to `dtype` (rules on [`Element`]); no copy when the dtype is unchanged.
+    pub fn cast(&self, dtype: DType) -> Result<Tensor> {
+        if dtype == self.dtype() {
+            return Ok(self.clone());
+        }
+        self.copy_as(dtype)
+    }
+
+    fn copy_as(&self, dtype: DType) -> Result<Tensor> {
+        let storage = backend(self.device())?.copy_cast(self.storage(), self.layout(), self.dtype(), dtype)?;
+        Tensor::from_storage(Arc::new(storage), Layout::contiguous(self.shape()), dtype)
+    }
+
+    /// A copy on `device` (this tensor itself when already there).
+    pub fn to_device(&self, device: Device) -> Result<Tensor> {
+        if device == self.device() {
+            return Ok(self.clone());
+        }
+        device.check_available()?;
+        let mut host = vec![0u8; self.nbytes()];
+        self.copy_to_bytes(&mut host)?;
+        let storage = backend(device)?.upload(&host)?;
+        Tensor::from_storage(Arc::new(storage), Layout::contiguous(self.shape()), self.dtype())
+    }
+
+    /// Bytes of the elements when packed contiguously.
+    pub fn nbytes(&self) -> usize {
+        self.numel() * self.dtype().size()
+    }
+
+    /// Writes the elements, row-major, into `dst` (at least [`Tensor::nbytes`] long).
+    pub fn copy_to_bytes(&self, dst: &mut [u8]) -> Result<()> {
+        let need = self.nbytes();
+        if dst.len() < need {
+            return Err(Error::BufferTooSmall { arg: "dst", needed: need, given: dst.len() });
+        }
+        backend(self.device())?.download(self.storage(), self.layout(), self.dtype(), &mut dst[..need])
+    }
+
+    /// The elements, row-major, as a `Vec<T>`; `T` must match the dtype.
+    pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
+        if T::DTYPE != self.dtype() {
+            return Err(Error::DtypeMismatch { arg: "T", expected: self.dtype(), given: T::DTYPE });
+        }
+        let mut out = vec![T::zero(); self.numel()];
+        // SAFETY: `out` is a fully initialised Vec<T>; viewing it as bytes for the copy is sound
+        // and the copy writes only valid `T` bit patterns of the same dtype.
+        let bytes =
+            unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u8>(), out.len() * size_of::<T>()) };
+        self.copy_to_bytes(bytes)?;
+        Ok(out)
+    }
+
+    /// The single element of a one-element tensor, as f64.
+    pub fn item(&self) -> Result<f64> {
+        if self.numel() != 1 {
+            return Err(Error::shape("self", format!("item() needs exactly one element, shape is {:?}", self.shape())));
+        }
+        let t = self.cast(DType::F64)?;
+        Ok(t.to_vec::<f64>()?[0])
+    }
+}

@@ -5,11 +5,13 @@
 
 #![warn(missing_docs)]
 
+pub mod autograd;
 pub mod backend;
 pub mod device;
 pub mod dtype;
 pub mod error;
 pub mod ffi;
+pub mod ops;
 pub mod rng;
 pub mod runtime;
 pub mod tensor;

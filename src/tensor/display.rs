@@ -10,7 +10,7 @@ const EDGE: usize = 3;
 
 impl fmt::Display for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let values = match self.cast(DType::F64).and_then(|t| t.to_vec::<f64>()) {
+        let values = match self.raw_cast(DType::F64).and_then(|t| t.to_vec::<f64>()) {
             Ok(v) => v,
             Err(e) => return write!(f, "tensor(<unreadable: {e}>)"),
         };

@@ -332,6 +332,41 @@ impl Layout {
     }
 }
 
+/// Merges dimensions that are mergeable in every one of `layouts` (all of one shape) and
+/// drops size-1 dimensions, so joint loops (binary kernels) run over long rows.
+pub fn coalesce_joint(layouts: &[&Layout]) -> Vec<Layout> {
+    let shape = layouts[0].shape();
+    let mut out_shape: Vec<usize> = Vec::new();
+    let mut out_strides: Vec<Vec<usize>> = vec![Vec::new(); layouts.len()];
+    for (d, &size) in shape.iter().enumerate() {
+        if size == 1 {
+            continue;
+        }
+        let mergeable = !out_shape.is_empty()
+            && layouts.iter().zip(&out_strides).all(|(l, s)| *s.last().unwrap() == l.strides()[d] * size);
+        if mergeable {
+            *out_shape.last_mut().unwrap() *= size;
+            for (l, s) in layouts.iter().zip(out_strides.iter_mut()) {
+                *s.last_mut().unwrap() = l.strides()[d];
+            }
+        } else {
+            out_shape.push(size);
+            for (l, s) in layouts.iter().zip(out_strides.iter_mut()) {
+                s.push(l.strides()[d]);
+            }
+        }
+    }
+    if out_shape.is_empty() {
+        out_shape.push(1);
+        out_strides.iter_mut().for_each(|s| s.push(1));
+    }
+    layouts
+        .iter()
+        .zip(out_strides)
+        .map(|(l, strides)| Layout { shape: out_shape.clone(), strides, offset: l.offset })
+        .collect()
+}
+
 /// Resolves a requested shape with at most one -1 against `numel` elements.
 pub fn infer_shape(shape: &[i64], numel: usize) -> Result<Vec<usize>> {
     let mut infer_at = None;

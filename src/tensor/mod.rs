@@ -2,6 +2,7 @@
 
 pub mod create;
 mod display;
+pub mod grad;
 pub mod layout;
 mod transfer;
 mod view;
@@ -10,6 +11,7 @@ use crate::backend::Storage;
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use grad::GradSlot;
 use layout::Layout;
 use std::sync::Arc;
 
@@ -22,6 +24,7 @@ struct TensorInner {
     storage: Arc<Storage>,
     layout: Layout,
     dtype: DType,
+    grad: GradSlot,
 }
 
 impl Tensor {
@@ -34,11 +37,17 @@ impl Tensor {
         if need > storage.len() {
             return Err(Error::Internal(format!("layout needs {need} bytes, storage has {}", storage.len())));
         }
-        Ok(Tensor(Arc::new(TensorInner { storage, layout, dtype })))
+        Ok(Tensor::from_parts(storage, layout, dtype, GradSlot::default()))
     }
 
+    fn from_parts(storage: Arc<Storage>, layout: Layout, dtype: DType, grad: GradSlot) -> Tensor {
+        Tensor(Arc::new(TensorInner { storage, layout, dtype, grad }))
+    }
+
+    /// A tensor over the same storage with another layout, without autograd history. Views
+    /// that must be differentiable go through the view ops of `crate::ops`.
     fn with_layout(&self, layout: Layout) -> Tensor {
-        Tensor(Arc::new(TensorInner { storage: self.0.storage.clone(), layout, dtype: self.0.dtype }))
+        Tensor::from_parts(self.0.storage.clone(), layout, self.0.dtype, GradSlot::default())
     }
 
     /// The element type.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 impl Tensor {
     /// This tensor if already contiguous, else a row-major copy.
-    pub fn contiguous(&self) -> Result<Tensor> {
+    pub fn raw_contiguous(&self) -> Result<Tensor> {
         if self.is_contiguous() {
             return Ok(self.clone());
         }
@@ -18,7 +18,7 @@ impl Tensor {
     }
 
     /// The elements converted to `dtype` (rules on [`Element`]); no copy when the dtype is unchanged.
-    pub fn cast(&self, dtype: DType) -> Result<Tensor> {
+    pub fn raw_cast(&self, dtype: DType) -> Result<Tensor> {
         if dtype == self.dtype() {
             return Ok(self.clone());
         }
@@ -75,7 +75,7 @@ impl Tensor {
         if self.numel() != 1 {
             return Err(Error::shape("self", format!("item() needs exactly one element, shape is {:?}", self.shape())));
         }
-        let t = self.cast(DType::F64)?;
+        let t = self.raw_cast(DType::F64)?;
         Ok(t.to_vec::<f64>()?[0])
     }
 }

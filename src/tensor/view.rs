@@ -1,20 +1,27 @@
-//! Zero-copy views on `Tensor`: reshape/view, permute, transpose, slice, expand, squeeze, unsqueeze.
+//! Raw zero-copy views on `Tensor` (no autograd; the differentiable ones are ops): reshape/view, permute, transpose, slice, expand, squeeze, unsqueeze.
 
 use super::Tensor;
+use super::layout::Layout;
 use crate::error::{Error, Result};
 
 impl Tensor {
+    /// A tensor over the same storage through `layout` (the caller derived it from this
+    /// tensor's layout, so it stays inside the storage). No autograd history.
+    pub fn view_as_layout(&self, layout: Layout) -> Tensor {
+        self.with_layout(layout)
+    }
+
     /// The same elements with a new shape (one dimension may be -1); a view when the strides
     /// allow, otherwise a contiguous copy.
-    pub fn reshape(&self, shape: &[i64]) -> Result<Tensor> {
+    pub fn raw_reshape(&self, shape: &[i64]) -> Result<Tensor> {
         match self.layout().reshape(shape)? {
             Some(l) => Ok(self.with_layout(l)),
-            None => self.contiguous()?.reshape(shape),
+            None => self.raw_contiguous()?.raw_reshape(shape),
         }
     }
 
     /// Like [`Tensor::reshape`] but never copies: an error when the strides do not allow a view.
-    pub fn view(&self, shape: &[i64]) -> Result<Tensor> {
+    pub fn raw_view(&self, shape: &[i64]) -> Result<Tensor> {
         let l = self.layout().reshape(shape)?.ok_or_else(|| {
             Error::shape(
                 "shape",
@@ -29,37 +36,37 @@ impl Tensor {
     }
 
     /// Reorders dimensions: dimension `k` of the result is dimension `perm[k]` of `self`.
-    pub fn permute(&self, perm: &[i64]) -> Result<Tensor> {
+    pub fn raw_permute(&self, perm: &[i64]) -> Result<Tensor> {
         Ok(self.with_layout(self.layout().permute(perm)?))
     }
 
     /// Swaps two dimensions.
-    pub fn transpose(&self, dim0: i64, dim1: i64) -> Result<Tensor> {
+    pub fn raw_transpose(&self, dim0: i64, dim1: i64) -> Result<Tensor> {
         Ok(self.with_layout(self.layout().transpose(dim0, dim1)?))
     }
 
     /// Elements `start, start+step, ..` below `end` along `dim` (negative values count from the end).
-    pub fn slice(&self, dim: i64, start: i64, end: i64, step: i64) -> Result<Tensor> {
+    pub fn raw_slice(&self, dim: i64, start: i64, end: i64, step: i64) -> Result<Tensor> {
         Ok(self.with_layout(self.layout().slice(dim, start, end, step)?))
     }
 
     /// Broadcasts to `shape` without copying (-1 keeps a dimension).
-    pub fn expand(&self, shape: &[i64]) -> Result<Tensor> {
+    pub fn raw_expand(&self, shape: &[i64]) -> Result<Tensor> {
         Ok(self.with_layout(self.layout().expand(shape)?))
     }
 
     /// Removes size-1 dimension `dim`.
-    pub fn squeeze(&self, dim: i64) -> Result<Tensor> {
+    pub fn raw_squeeze(&self, dim: i64) -> Result<Tensor> {
         Ok(self.with_layout(self.layout().squeeze(dim)?))
     }
 
     /// Removes every size-1 dimension.
-    pub fn squeeze_all(&self) -> Tensor {
+    pub fn raw_squeeze_all(&self) -> Tensor {
         self.with_layout(self.layout().squeeze_all())
     }
 
     /// Inserts a size-1 dimension at `dim`.
-    pub fn unsqueeze(&self, dim: i64) -> Result<Tensor> {
+    pub fn raw_unsqueeze(&self, dim: i64) -> Result<Tensor> {
         Ok(self.with_layout(self.layout().unsqueeze(dim)?))
     }
 }

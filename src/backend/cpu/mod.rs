@@ -3,6 +3,8 @@
 pub mod alloc;
 pub mod buffer;
 pub mod copy;
+pub mod elementwise;
+pub mod reduce;
 
 use super::{Backend, Storage};
 use crate::device::Device;

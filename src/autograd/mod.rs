@@ -1,0 +1,42 @@
+//! Eager autograd: grad mode, the tape (nodes recorded by the dispatcher), and `backward`.
+
+mod backward;
+pub mod gradcheck;
+mod node;
+
+pub use backward::{backward, backward_with};
+pub use gradcheck::gradcheck;
+pub use node::{Node, record};
+
+use std::cell::Cell;
+
+thread_local! {
+    static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
+}
+
+/// True when ops on this thread record gradients (the default).
+pub fn is_grad_enabled() -> bool {
+    GRAD_ENABLED.with(Cell::get)
+}
+
+/// Restores the previous grad mode when dropped.
+pub struct GradModeGuard {
+    previous: bool,
+}
+
+impl Drop for GradModeGuard {
+    fn drop(&mut self) {
+        GRAD_ENABLED.with(|g| g.set(self.previous));
+    }
+}
+
+/// Sets grad mode on this thread until the guard drops (nested scopes restore in order).
+pub fn set_grad_enabled(on: bool) -> GradModeGuard {
+    GradModeGuard { previous: GRAD_ENABLED.with(|g| g.replace(on)) }
+}
+
+/// Runs `f` with recording off on this thread.
+pub fn no_grad<R>(f: impl FnOnce() -> R) -> R {
+    let _g = set_grad_enabled(false);
+    f()
+}

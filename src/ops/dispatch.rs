@@ -1,0 +1,82 @@
+//! Eager dispatch: arity and attribute checks, inference, the device kernel, and tape recording.
+
+use super::util::prefix;
+use super::{Attr, Attrs, ForwardCtx, InferCtx, Meta, OpDef, find_op};
+use crate::autograd;
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+fn check_arity(op: &OpDef, n: usize) -> Result<()> {
+    let required = op.inputs.iter().filter(|a| !a.optional).count();
+    let variadic = op.inputs.last().is_some_and(|a| a.variadic);
+    let max = if variadic { usize::MAX } else { op.inputs.len() };
+    if n < required || n > max {
+        let names: Vec<&str> = op.inputs.iter().map(|a| a.name).collect();
+        let expected = if variadic {
+            format!("at least {required}")
+        } else if required == op.inputs.len() {
+            format!("{required}")
+        } else {
+            format!("{required} to {}", op.inputs.len())
+        };
+        return Err(Error::invalid(
+            "inputs",
+            format!("{}: expected {expected} inputs ({names:?}), given {n}", op.name),
+        ));
+    }
+    Ok(())
+}
+
+/// Runs `op` on `inputs` without recording: checks, inference, kernel.
+pub fn apply(op: &'static OpDef, inputs: &[&Tensor], attrs: &Attrs) -> Result<Vec<Tensor>> {
+    check_arity(op, inputs.len())?;
+    if let Some(first) = inputs.first()
+        && let Some((i, t)) = inputs.iter().enumerate().find(|(_, t)| t.device() != first.device())
+    {
+        return Err(Error::invalid(
+            "inputs",
+            format!(
+                "{}: input {i} is on {}, input 0 on {}; move tensors to one device first",
+                op.name,
+                t.device(),
+                first.device()
+            ),
+        ));
+    }
+    let metas: Vec<Meta> = inputs.iter().map(|t| Meta::of(t)).collect();
+    let outputs = (op.infer)(&InferCtx { op: op.name, inputs: &metas, attrs }).map_err(|e| prefix(op.name, e))?;
+    let owned: Vec<Tensor> = inputs.iter().map(|t| (*t).clone()).collect();
+    // Kernels may call other ops; those are implementation details, never taped.
+    let _no_grad = autograd::set_grad_enabled(false);
+    let result = (op.forward)(&ForwardCtx { op: op.name, inputs: &owned, attrs, outputs: &outputs })
+        .map_err(|e| prefix(op.name, e))?;
+    debug_assert!(
+        result.iter().zip(&outputs).all(|(t, m)| t.shape() == m.shape.as_slice() && t.dtype() == m.dtype),
+        "{}: kernel disagrees with inference",
+        op.name
+    );
+    Ok(result)
+}
+
+/// Runs `op` and records it on the tape when some input requires grad.
+pub fn call(op: &'static OpDef, inputs: &[&Tensor], attrs: &Attrs) -> Result<Vec<Tensor>> {
+    let outputs = apply(op, inputs, attrs)?;
+    Ok(autograd::record(op, attrs, inputs, outputs))
+}
+
+/// Runs a single-output op.
+pub fn call1(op: &'static OpDef, inputs: &[&Tensor], attrs: &Attrs) -> Result<Tensor> {
+    Ok(call(op, inputs, attrs)?.remove(0))
+}
+
+/// Runs the op called `name` with attributes given as (name, value) pairs.
+pub fn call_named(name: &str, inputs: &[&Tensor], attrs: &[(&str, Attr)]) -> Result<Vec<Tensor>> {
+    let op = find_op(name)?;
+    let attrs = Attrs::resolve(op.name, op.attrs, attrs)?;
+    call(op, inputs, &attrs)
+}
+
+/// Resolves attributes for a statically known op; specs are fixed, so failure is a bug.
+pub fn attrs_of(op: &'static OpDef, given: &[(&str, Attr)]) -> Result<Attrs> {
+    Attrs::resolve(op.name, op.attrs, given)
+}

@@ -1,0 +1,22 @@
+//! The op registry: every op is defined once (`OpDef`) and reached by eager calls, graphs, the C ABI and bindings.
+//!
+//! Families live in their own modules; each lists its ops in an `OPS` slice that the
+//! registry collects. Rust callers use the `Tensor` methods in [`methods`] (or
+//! [`dispatch::call`]); other callers go by name through [`registry`].
+
+pub mod attr;
+pub mod binary;
+pub mod def;
+pub mod dispatch;
+pub mod index;
+pub mod methods;
+pub mod movement;
+pub mod reduce;
+pub mod registry;
+pub mod unary;
+pub mod util;
+
+pub use attr::{Attr, AttrDefault, AttrKind, AttrSpec, Attrs};
+pub use def::{ArgSpec, BackwardFn, Emitter, ForwardCtx, GradCtx, GradVal, InferCtx, Meta, OpDef, OpKind, Val};
+pub use dispatch::{apply, call, call_named};
+pub use registry::{all_ops, find_op};

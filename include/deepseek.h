@@ -28,6 +28,11 @@
 #define DS_ABI_VERSION 1
 
 /**
+ * An attribute list for `ds_op_call`: (name, typed value) pairs. Free with `ds_attrs_free`.
+ */
+typedef struct DsAttrs DsAttrs;
+
+/**
  * An opaque tensor handle. Free with `ds_tensor_free`.
  */
 typedef struct DsTensor DsTensor;
@@ -316,6 +321,185 @@ const char *ds_dtype_name(DsDtype dtype);
  * `out_alignment` must be NULL or valid for a write.
  */
 DS_MUST_USE DsStatus ds_tensor_required_alignment(DsDtype dtype, size_t *out_alignment);
+
+/**
+ * Creates an empty attribute list.
+ *
+ * # Safety
+ * `out_attrs` must be valid for a write.
+ */
+DS_MUST_USE DsStatus ds_attrs_create(DsAttrs **out_attrs);
+
+/**
+ * Frees an attribute list; NULL is a no-op.
+ *
+ * # Safety
+ * No other thread may be using `attrs`.
+ */
+DsStatus ds_attrs_free(DsAttrs *attrs);
+
+/**
+ * Sets (or replaces) an integer attribute.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string.
+ */
+DS_MUST_USE DsStatus ds_attrs_set_int(DsAttrs *attrs, const char *name, int64_t value);
+
+/**
+ * Sets (or replaces) a float attribute.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string.
+ */
+DS_MUST_USE DsStatus ds_attrs_set_float(DsAttrs *attrs, const char *name, double value);
+
+/**
+ * Sets (or replaces) a bool attribute.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string.
+ */
+DS_MUST_USE DsStatus ds_attrs_set_bool(DsAttrs *attrs, const char *name, bool value);
+
+/**
+ * Sets (or replaces) an integer-list attribute (`values` may be NULL when `len` is 0).
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `values` valid for `len` reads.
+ */
+DS_MUST_USE
+DsStatus ds_attrs_set_ints(DsAttrs *attrs,
+                           const char *name,
+                           const int64_t *values,
+                           size_t len);
+
+/**
+ * Sets (or replaces) a string attribute (copied).
+ *
+ * # Safety
+ * `name` and `value` must be NUL-terminated strings.
+ */
+DS_MUST_USE DsStatus ds_attrs_set_string(DsAttrs *attrs, const char *name, const char *value);
+
+/**
+ * Calls the op `name` on `n_inputs` tensors with `attrs` (NULL for none). The outputs are
+ * new handles written to `out_outputs` (room for `capacity`); `*out_n_outputs` receives their
+ * number. When `capacity` is too small nothing is created, `*out_n_outputs` says how many are
+ * needed and `DS_STATUS_BUFFER_TOO_SMALL` is returned. Errors name the op, the argument, and
+ * the expected and given values. When grad mode is on and an input requires grad, the call is
+ * recorded for `ds_tensor_backward`.
+ *
+ * # Safety
+ * `inputs` valid for `n_inputs` reads; `out_outputs` for `capacity` writes.
+ */
+DS_MUST_USE
+DsStatus ds_op_call(const char *name,
+                    const DsTensor *const *inputs,
+                    size_t n_inputs,
+                    const DsAttrs *attrs,
+                    DsTensor **out_outputs,
+                    size_t capacity,
+                    size_t *out_n_outputs);
+
+/**
+ * Writes the number of registered ops.
+ *
+ * # Safety
+ * `out_count` must be valid for a write.
+ */
+DS_MUST_USE DsStatus ds_op_count(size_t *out_count);
+
+/**
+ * Writes the name of op `index` (0-based, sorted by name); the string is static.
+ *
+ * # Safety
+ * `out_name` must be valid for a write.
+ */
+DS_MUST_USE DsStatus ds_op_name(size_t index, const char **out_name);
+
+/**
+ * Writes the schema of op `name` as NUL-terminated JSON into `buf` (`capacity` bytes):
+ * `{"name", "kind", "doc", "differentiable", "inputs": [{"name","optional","variadic"}],
+ * "outputs": [...], "attrs": [{"name","kind","required","default","doc"}]}`. `*out_needed`
+ * (if not NULL) receives the size including the NUL; a too-small buffer gets nothing and
+ * `DS_STATUS_BUFFER_TOO_SMALL`.
+ *
+ * # Safety
+ * `name` NUL-terminated; `buf` valid for `capacity` writes; `out_needed` NULL or valid.
+ */
+DS_MUST_USE DsStatus ds_op_schema(const char *name, char *buf, size_t capacity, size_t *out_needed);
+
+/**
+ * Marks a tensor as needing a gradient (a leaf to train) or not.
+ *
+ * # Safety
+ * `tensor` must be a live handle.
+ */
+DS_MUST_USE DsStatus ds_tensor_set_requires_grad(DsTensor *tensor, bool requires_grad);
+
+/**
+ * Writes whether the tensor requires grad.
+ *
+ * # Safety
+ * `out_requires_grad` must be valid for a write.
+ */
+DS_MUST_USE DsStatus ds_tensor_requires_grad(const DsTensor *tensor, bool *out_requires_grad);
+
+/**
+ * Back-propagates from `tensor` into the gradients of the leaves that require grad.
+ * `seed` (same shape) may be NULL for a one-element tensor. Without `retain_graph` the
+ * saved tensors are released, and a second backward through them is an error.
+ *
+ * # Safety
+ * `tensor` a live handle; `seed` NULL or a live handle.
+ */
+DS_MUST_USE
+DsStatus ds_tensor_backward(const DsTensor *tensor,
+                            const DsTensor *seed,
+                            bool retain_graph);
+
+/**
+ * Writes a new handle to the accumulated gradient (dense; row gradients are densified
+ * here), or NULL when there is none yet.
+ *
+ * # Safety
+ * `out_grad` must be valid for a write.
+ */
+DS_MUST_USE DsStatus ds_tensor_grad(const DsTensor *tensor, DsTensor **out_grad);
+
+/**
+ * Clears the accumulated gradient.
+ *
+ * # Safety
+ * `tensor` must be a live handle.
+ */
+DS_MUST_USE DsStatus ds_tensor_zero_grad(DsTensor *tensor);
+
+/**
+ * A new handle to the same data without autograd history.
+ *
+ * # Safety
+ * `out_tensor` must be valid for a write.
+ */
+DS_MUST_USE DsStatus ds_tensor_detach(const DsTensor *tensor, DsTensor **out_tensor);
+
+/**
+ * Turns recording on or off for the calling thread (off = "no_grad"); the previous
+ * setting goes to `*out_previous` (may be NULL) so scopes can restore it.
+ *
+ * # Safety
+ * `out_previous` NULL or valid for a write.
+ */
+DS_MUST_USE DsStatus ds_set_grad_enabled(bool enabled, bool *out_previous);
+
+/**
+ * Writes whether recording is on for the calling thread.
+ *
+ * # Safety
+ * `out_enabled` must be valid for a write.
+ */
+DS_MUST_USE DsStatus ds_is_grad_enabled(bool *out_enabled);
 
 /**
  * Creates a tensor on the CPU holding a copy of `nbytes` bytes at `data` (row-major,

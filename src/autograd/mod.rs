@@ -30,9 +30,15 @@ impl Drop for GradModeGuard {
     }
 }
 
+/// Sets grad mode on this thread and returns the previous setting (for callers that manage
+/// scopes themselves, like the C ABI).
+pub fn replace_grad_enabled(on: bool) -> bool {
+    GRAD_ENABLED.with(|g| g.replace(on))
+}
+
 /// Sets grad mode on this thread until the guard drops (nested scopes restore in order).
 pub fn set_grad_enabled(on: bool) -> GradModeGuard {
-    GradModeGuard { previous: GRAD_ENABLED.with(|g| g.replace(on)) }
+    GradModeGuard { previous: replace_grad_enabled(on) }
 }
 
 /// Runs `f` with recording off on this thread.

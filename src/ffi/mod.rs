@@ -8,5 +8,6 @@
 pub mod guard;
 pub mod handles;
 pub mod library;
+pub mod ops;
 pub mod status;
 pub mod tensor;

@@ -31,7 +31,9 @@ fn arithmetic_with_broadcasting_and_views() {
 #[test]
 fn reductions_and_reshapes() {
     let a = randn(&[2, 3, 4], 5);
-    let err = gradcheck(|x| x[0].sum(&[0, 2], false)?.reshape(&[3, 1])?.transpose(0, 1), std::slice::from_ref(&a), 1e-6).unwrap();
+    let err =
+        gradcheck(|x| x[0].sum(&[0, 2], false)?.reshape(&[3, 1])?.transpose(0, 1), std::slice::from_ref(&a), 1e-6)
+            .unwrap();
     assert!(err < TOL, "err {err}");
     let err = gradcheck(|x| x[0].unsqueeze(1)?.squeeze(1)?.view(&[6, 4])?.neg(), &[a], 1e-6).unwrap();
     assert!(err < TOL, "err {err}");

@@ -104,7 +104,12 @@ pub unsafe extern "C" fn ds_attrs_set_bool(attrs: *mut DsAttrs, name: *const c_c
 /// `name` must be a NUL-terminated string; `values` valid for `len` reads.
 #[unsafe(no_mangle)]
 #[must_use]
-pub unsafe extern "C" fn ds_attrs_set_ints(attrs: *mut DsAttrs, name: *const c_char, values: *const i64, len: usize) -> DsStatus {
+pub unsafe extern "C" fn ds_attrs_set_ints(
+    attrs: *mut DsAttrs,
+    name: *const c_char,
+    values: *const i64,
+    len: usize,
+) -> DsStatus {
     unsafe { set(attrs, name, || Ok(Attr::Ints(slice(values, len, "values")?.to_vec()))) }
 }
 
@@ -114,7 +119,11 @@ pub unsafe extern "C" fn ds_attrs_set_ints(attrs: *mut DsAttrs, name: *const c_c
 /// `name` and `value` must be NUL-terminated strings.
 #[unsafe(no_mangle)]
 #[must_use]
-pub unsafe extern "C" fn ds_attrs_set_string(attrs: *mut DsAttrs, name: *const c_char, value: *const c_char) -> DsStatus {
+pub unsafe extern "C" fn ds_attrs_set_string(
+    attrs: *mut DsAttrs,
+    name: *const c_char,
+    value: *const c_char,
+) -> DsStatus {
     unsafe { set(attrs, name, || Ok(Attr::Str(cstr(value, "value")?.to_string()))) }
 }
 
@@ -164,8 +173,9 @@ pub unsafe extern "C" fn ds_op_call(
     })
 }
 
-static NAMES: LazyLock<Vec<(CString, &'static OpDef)>> =
-    LazyLock::new(|| all_ops().into_iter().map(|op| (CString::new(op.name).expect("op names have no NUL"), op)).collect());
+static NAMES: LazyLock<Vec<(CString, &'static OpDef)>> = LazyLock::new(|| {
+    all_ops().into_iter().map(|op| (CString::new(op.name).expect("op names have no NUL"), op)).collect()
+});
 
 /// Writes the number of registered ops.
 ///
@@ -189,7 +199,8 @@ pub unsafe extern "C" fn ds_op_count(out_count: *mut usize) -> DsStatus {
 pub unsafe extern "C" fn ds_op_name(index: usize, out_name: *mut *const c_char) -> DsStatus {
     guard(|| {
         let o = unsafe { out(out_name, "out_name")? };
-        let (name, _) = NAMES.get(index).ok_or_else(|| Error::range("index", format!("{index} for {} ops", NAMES.len())))?;
+        let (name, _) =
+            NAMES.get(index).ok_or_else(|| Error::range("index", format!("{index} for {} ops", NAMES.len())))?;
         *o = name.as_ptr();
         Ok(())
     })
@@ -226,7 +237,9 @@ pub fn op_schema_json(op: &OpDef) -> String {
                 AttrDefault::Required => (true, "null".to_string()),
                 AttrDefault::Optional => (false, "null".to_string()),
                 AttrDefault::Int(v) => (false, v.to_string()),
-                AttrDefault::Float(v) => (false, if v.is_finite() { format!("{v:?}") } else { json_str(&v.to_string()) }),
+                AttrDefault::Float(v) => {
+                    (false, if v.is_finite() { format!("{v:?}") } else { json_str(&v.to_string()) })
+                }
                 AttrDefault::Ints(v) => (false, format!("{v:?}")),
                 AttrDefault::Str(v) => (false, json_str(v)),
                 AttrDefault::Bool(v) => (false, v.to_string()),
@@ -261,7 +274,12 @@ pub fn op_schema_json(op: &OpDef) -> String {
 /// `name` NUL-terminated; `buf` valid for `capacity` writes; `out_needed` NULL or valid.
 #[unsafe(no_mangle)]
 #[must_use]
-pub unsafe extern "C" fn ds_op_schema(name: *const c_char, buf: *mut c_char, capacity: usize, out_needed: *mut usize) -> DsStatus {
+pub unsafe extern "C" fn ds_op_schema(
+    name: *const c_char,
+    buf: *mut c_char,
+    capacity: usize,
+    out_needed: *mut usize,
+) -> DsStatus {
     guard(|| {
         let json = op_schema_json(find_op(unsafe { cstr(name, "name")? })?);
         let needed = json.len() + 1;
@@ -288,10 +306,16 @@ pub unsafe extern "C" fn ds_tensor_set_requires_grad(tensor: *mut DsTensor, requ
     guard(|| {
         let t = unsafe { tensor_ref(tensor, "tensor")? };
         if requires_grad && !t.dtype().is_float() {
-            return Err(Error::InvalidDtype { arg: "tensor", msg: format!("only float tensors can require grad, given {}", t.dtype()) });
+            return Err(Error::InvalidDtype {
+                arg: "tensor",
+                msg: format!("only float tensors can require grad, given {}", t.dtype()),
+            });
         }
         if !requires_grad && !t.is_leaf() {
-            return Err(Error::invalid("tensor", "cannot clear requires_grad on a non-leaf tensor; use ds_tensor_detach"));
+            return Err(Error::invalid(
+                "tensor",
+                "cannot clear requires_grad on a non-leaf tensor; use ds_tensor_detach",
+            ));
         }
         t.set_requires_grad(requires_grad);
         Ok(())
@@ -320,7 +344,11 @@ pub unsafe extern "C" fn ds_tensor_requires_grad(tensor: *const DsTensor, out_re
 /// `tensor` a live handle; `seed` NULL or a live handle.
 #[unsafe(no_mangle)]
 #[must_use]
-pub unsafe extern "C" fn ds_tensor_backward(tensor: *const DsTensor, seed: *const DsTensor, retain_graph: bool) -> DsStatus {
+pub unsafe extern "C" fn ds_tensor_backward(
+    tensor: *const DsTensor,
+    seed: *const DsTensor,
+    retain_graph: bool,
+) -> DsStatus {
     guard(|| {
         let t = unsafe { tensor_ref(tensor, "tensor")? };
         let s = if seed.is_null() { None } else { Some(unsafe { tensor_ref(seed, "seed")? }) };

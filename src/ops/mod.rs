@@ -4,15 +4,22 @@
 //! registry collects. Rust callers use the `Tensor` methods in [`methods`] (or
 //! [`dispatch::call`]); other callers go by name through [`registry`].
 
+pub mod activation;
 pub mod attr;
 pub mod binary;
+pub mod compare;
+pub mod conv;
 pub mod def;
 pub mod dispatch;
 pub mod index;
+pub mod linalg;
+pub mod loss;
 pub mod methods;
 pub mod movement;
+pub mod nn;
 pub mod reduce;
 pub mod registry;
+pub mod structure;
 pub mod unary;
 pub mod util;
 

@@ -6,8 +6,20 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 /// The op lists of every family, in registry order.
-const FAMILIES: &[&[&OpDef]] =
-    &[super::unary::OPS, super::binary::OPS, super::reduce::OPS, super::movement::OPS, super::index::OPS];
+const FAMILIES: &[&[&OpDef]] = &[
+    super::unary::OPS,
+    super::activation::OPS,
+    super::binary::OPS,
+    super::compare::OPS,
+    super::reduce::OPS,
+    super::nn::OPS,
+    super::loss::OPS,
+    super::linalg::OPS,
+    super::conv::OPS,
+    super::movement::OPS,
+    super::structure::OPS,
+    super::index::OPS,
+];
 
 static BY_NAME: LazyLock<HashMap<&'static str, &'static OpDef>> = LazyLock::new(|| {
     let mut map = HashMap::new();

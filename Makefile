@@ -13,11 +13,11 @@ CC := gcc
 CFLAGS := -std=c11 -Wall -Wextra -pedantic -Werror -O1 -g -Iinclude
 LINK_SO := -L$(RELEASE) -ldeepseek -Wl,-rpath,$(CURDIR)/$(RELEASE) -lpthread
 LINK_A := $(RELEASE)/libdeepseek.a -ldl -lgcc_s -lutil -lrt -lpthread -lm -lc
-VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
+VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite
 
 C_TESTS := $(patsubst tests/c/%.c,build/c/%,$(wildcard tests/c/*.c))
 
-.PHONY: setup lib demo test lint rust-tests c-tests exports
+.PHONY: setup lib demo test lint rust-tests c-tests exports mlp-check
 
 setup:
 	@scripts/setup.sh
@@ -51,6 +51,14 @@ c-tests: $(C_TESTS)
 	  echo "== $$t (libdeepseek.a)"; $$t-static || exit 1; \
 	  echo "== $$t under valgrind"; $(VALGRIND) $$t || exit 1; \
 	done
+
+# The eager MLP from Rust and from C: the loss must fall, and both must print the same bits.
+mlp-check: build/examples/mlp_train
+	cargo run --release --quiet --example mlp_train -- 12 --hex > build/mlp_rust.txt
+	build/examples/mlp_train 12 --hex > build/mlp_c.txt
+	cmp build/mlp_rust.txt build/mlp_c.txt
+	build/examples/mlp_train 12 | awk 'NR == 1 { first = $$4 } END { print "mlp loss " first " -> " $$4; exit !($$4 < first) }'
+	@echo "mlp-check: Rust and C losses are bitwise identical and falling"
 
 exports: lib
 	scripts/check_exports.sh $(RELEASE)/libdeepseek.so

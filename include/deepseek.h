@@ -744,15 +744,15 @@ DsStatus ds_tensor_to_string(const DsTensor *tensor,
                              size_t *out_needed);
 
 /**
- * A tensor with the same elements and shape `dims` (one entry may be -1): a zero-copy
+ * A tensor with the same elements and shape `shape` (one entry may be -1): a zero-copy
  * view when the strides allow, otherwise a copy.
  *
  * # Safety
- * `dims` must be valid for `ndim` reads, `out_tensor` for a write.
+ * `shape` must be valid for `ndim` reads, `out_tensor` for a write.
  */
 DS_MUST_USE
 DsStatus ds_tensor_reshape(const DsTensor *tensor,
-                           const int64_t *dims,
+                           const int64_t *shape,
                            size_t ndim,
                            DsTensor **out_tensor);
 
@@ -761,11 +761,11 @@ DsStatus ds_tensor_reshape(const DsTensor *tensor,
  * strides do not allow a view.
  *
  * # Safety
- * `dims` must be valid for `ndim` reads, `out_tensor` for a write.
+ * `shape` must be valid for `ndim` reads, `out_tensor` for a write.
  */
 DS_MUST_USE
 DsStatus ds_tensor_view(const DsTensor *tensor,
-                        const int64_t *dims,
+                        const int64_t *shape,
                         size_t ndim,
                         DsTensor **out_tensor);
 
@@ -795,7 +795,8 @@ DsStatus ds_tensor_transpose(const DsTensor *tensor,
 
 /**
  * A zero-copy view of indices `start, start+step, ...` below `end` along `dim`
- * (negative `start`/`end` count from the end; `step >= 1`).
+ * (negative `start`/`end` count from the end; `step >= 1`; `end = INT64_MAX` means "to the
+ * end"; any other `end` beyond the dimension is `DS_STATUS_OUT_OF_RANGE`).
  *
  * # Safety
  * `out_tensor` must be valid for a write.
@@ -809,15 +810,15 @@ DsStatus ds_tensor_slice(const DsTensor *tensor,
                          DsTensor **out_tensor);
 
 /**
- * A zero-copy broadcast to `dims` (NumPy rules; -1 keeps a dimension; only size-1
+ * A zero-copy broadcast to `shape` (NumPy rules; -1 keeps a dimension; only size-1
  * dimensions grow).
  *
  * # Safety
- * `dims` must be valid for `ndim` reads, `out_tensor` for a write.
+ * `shape` must be valid for `ndim` reads, `out_tensor` for a write.
  */
 DS_MUST_USE
 DsStatus ds_tensor_expand(const DsTensor *tensor,
-                          const int64_t *dims,
+                          const int64_t *shape,
                           size_t ndim,
                           DsTensor **out_tensor);
 

@@ -208,8 +208,13 @@ pub unsafe extern "C" fn ds_cuda_device_count(out_count: *mut i32) -> DsStatus {
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn ds_dtype_size(dtype: DsDtype, out_size: *mut usize) -> DsStatus {
+    unsafe { write_dtype_size(dtype, out_size, "out_size") }
+}
+
+/// Writes the byte size of `dtype` to `*dst`, naming `arg` when `dst` is NULL.
+unsafe fn write_dtype_size(dtype: DsDtype, dst: *mut usize, arg: &'static str) -> DsStatus {
     guard(|| {
-        let o = unsafe { out(out_size, "out_size")? };
+        let o = unsafe { out(dst, arg)? };
         *o = DType::from_code(dtype, "dtype")?.size();
         Ok(())
     })
@@ -240,7 +245,8 @@ pub extern "C" fn ds_dtype_name(dtype: DsDtype) -> *const c_char {
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn ds_tensor_required_alignment(dtype: DsDtype, out_alignment: *mut usize) -> DsStatus {
-    unsafe { ds_dtype_size(dtype, out_alignment) }
+    // Elements are naturally aligned: the alignment is the element size.
+    unsafe { write_dtype_size(dtype, out_alignment, "out_alignment") }
 }
 
 #[cfg(test)]

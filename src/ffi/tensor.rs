@@ -494,36 +494,36 @@ unsafe fn derive(
     unsafe { create(out_tensor, || f(tensor_ref(tensor, "tensor")?)) }
 }
 
-/// A tensor with the same elements and shape `dims` (one entry may be -1): a zero-copy
+/// A tensor with the same elements and shape `shape` (one entry may be -1): a zero-copy
 /// view when the strides allow, otherwise a copy.
 ///
 /// # Safety
-/// `dims` must be valid for `ndim` reads, `out_tensor` for a write.
+/// `shape` must be valid for `ndim` reads, `out_tensor` for a write.
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn ds_tensor_reshape(
     tensor: *const DsTensor,
-    dims: *const i64,
+    shape: *const i64,
     ndim: usize,
     out_tensor: *mut *mut DsTensor,
 ) -> DsStatus {
-    unsafe { derive(tensor, out_tensor, |t| t.reshape(slice(dims, ndim, "dims")?)) }
+    unsafe { derive(tensor, out_tensor, |t| t.reshape(slice(shape, ndim, "shape")?)) }
 }
 
 /// Like `ds_tensor_reshape` but always zero-copy: `DS_STATUS_SHAPE_MISMATCH` when the
 /// strides do not allow a view.
 ///
 /// # Safety
-/// `dims` must be valid for `ndim` reads, `out_tensor` for a write.
+/// `shape` must be valid for `ndim` reads, `out_tensor` for a write.
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn ds_tensor_view(
     tensor: *const DsTensor,
-    dims: *const i64,
+    shape: *const i64,
     ndim: usize,
     out_tensor: *mut *mut DsTensor,
 ) -> DsStatus {
-    unsafe { derive(tensor, out_tensor, |t| t.view(slice(dims, ndim, "dims")?)) }
+    unsafe { derive(tensor, out_tensor, |t| t.view(slice(shape, ndim, "shape")?)) }
 }
 
 /// A zero-copy view with dimensions reordered: dimension k of the result is `perm[k]`.
@@ -557,7 +557,8 @@ pub unsafe extern "C" fn ds_tensor_transpose(
 }
 
 /// A zero-copy view of indices `start, start+step, ...` below `end` along `dim`
-/// (negative `start`/`end` count from the end; `step >= 1`).
+/// (negative `start`/`end` count from the end; `step >= 1`; `end = INT64_MAX` means "to the
+/// end"; any other `end` beyond the dimension is `DS_STATUS_OUT_OF_RANGE`).
 ///
 /// # Safety
 /// `out_tensor` must be valid for a write.
@@ -574,20 +575,20 @@ pub unsafe extern "C" fn ds_tensor_slice(
     unsafe { derive(tensor, out_tensor, |t| t.slice(dim, start, end, step)) }
 }
 
-/// A zero-copy broadcast to `dims` (NumPy rules; -1 keeps a dimension; only size-1
+/// A zero-copy broadcast to `shape` (NumPy rules; -1 keeps a dimension; only size-1
 /// dimensions grow).
 ///
 /// # Safety
-/// `dims` must be valid for `ndim` reads, `out_tensor` for a write.
+/// `shape` must be valid for `ndim` reads, `out_tensor` for a write.
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn ds_tensor_expand(
     tensor: *const DsTensor,
-    dims: *const i64,
+    shape: *const i64,
     ndim: usize,
     out_tensor: *mut *mut DsTensor,
 ) -> DsStatus {
-    unsafe { derive(tensor, out_tensor, |t| t.expand(slice(dims, ndim, "dims")?)) }
+    unsafe { derive(tensor, out_tensor, |t| t.expand(slice(shape, ndim, "shape")?)) }
 }
 
 /// A zero-copy view without size-1 dimension `dim`.

@@ -68,7 +68,11 @@ pub static CAST: OpDef = OpDef {
     inputs: X,
     outputs: &["out"],
     attrs: &[AttrSpec::required("dtype", AttrKind::Int, "target dtype code (DS_DTYPE_*)")],
-    infer: |ctx| one(ctx.inputs[0].shape.clone(), DType::from_code(ctx.attrs.int("dtype") as i32, "dtype")?),
+    infer: |ctx| {
+        // Validate the full i64: narrowing first would let 2^32 + 1 pass as f32.
+        let code = i32::try_from(ctx.attrs.int("dtype")).unwrap_or(0);
+        one(ctx.inputs[0].shape.clone(), DType::from_code(code, "dtype")?)
+    },
     forward: |ctx| Ok(vec![ctx.inputs[0].raw_cast(ctx.outputs[0].dtype)?]),
     backward: Some(|e, c| {
         let from = e.meta(c.inputs[0]).dtype;

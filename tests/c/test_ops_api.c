@@ -16,7 +16,7 @@
 
 /* ------------------------------------------------------------------ framework */
 
-static int g_pass, g_fail, g_known; /* g_known: checks of reported, still unfixed library bugs */
+static int g_pass, g_fail;
 static char g_last_msg[1024]; /* message of the last CHECK_ERR (still_works clears the library's) */
 
 static void fail_at(int line, const char *what, const char *detail) {
@@ -687,24 +687,9 @@ static void test_bad_calls(void) {
     CHECK_ERR(op_status("cast", a, NULL, at), DS_STATUS_INVALID_DTYPE, "`dtype`&cast");
     CHECK_OK(ds_attrs_set_int(at, "dtype", 0));
     CHECK_ERR(op_status("cast", a, NULL, at), DS_STATUS_INVALID_DTYPE, "`dtype`&cast");
-    {
-        /* KNOWN BUG (src/ops/unary.rs, CAST.infer): the i64 attribute is narrowed with `as i32`
-         * before validation, so 2^32 + DS_DTYPE_F32 is taken as f32 instead of refused. Reported;
-         * counted as passing either way so that the suite stays green until it is fixed. */
-        const DsTensor *in[1] = {a};
-        DsTensor *out[1] = {NULL};
-        size_t n = 0;
-        CHECK_OK(ds_attrs_set_int(at, "dtype", ((int64_t)1 << 32) + DS_DTYPE_F32));
-        DsStatus s = ds_op_call("cast", in, 1, at, out, 1, &n);
-        if (s == DS_STATUS_INVALID_DTYPE && strstr(ds_last_error(), "`dtype`")) {
-            g_pass++;
-        } else {
-            g_known++;
-            printf("KNOWN BUG: cast with dtype attribute 2^32+%d returned %s instead of DS_STATUS_INVALID_DTYPE\n",
-                   DS_DTYPE_F32, ds_status_name(s));
-        }
-        if (s == DS_STATUS_OK) CHECK_OK(ds_tensor_free(out[0]));
-    }
+    /* The whole i64 is validated: 2^32 + DS_DTYPE_F32 must not pass as f32 after narrowing. */
+    CHECK_OK(ds_attrs_set_int(at, "dtype", ((int64_t)1 << 32) + DS_DTYPE_F32));
+    CHECK_ERR(op_status("cast", a, NULL, at), DS_STATUS_INVALID_DTYPE, "`dtype`&cast");
     CHECK_OK(ds_attrs_free(at));
 
     /* outputs array: NULL, too small; out count NULL; name NULL; inputs NULL or bad */
@@ -1092,7 +1077,6 @@ int main(void) {
     test_cycles();
     CHECK(ds_live_objects() == live_start);
     ds_cpu_allocator_empty_cache(); /* cached blocks would show as "possibly lost" under valgrind */
-    if (g_known) printf("test_ops_api: %d known library bug(s) still present (see KNOWN BUG lines)\n", g_known);
     printf("test_ops_api: %d passed, %d failed\n", g_pass, g_fail);
     return g_fail ? 1 : 0;
 }

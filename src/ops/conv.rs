@@ -135,7 +135,10 @@ fn conv_params(op: &str, x: &[usize], w: &[usize], attrs: &Attrs) -> Result<Conv
     let groups = groups as usize;
     let (cin, cout) = (x[1], w[0]);
     if cin % groups != 0 {
-        return Err(Error::invalid("groups", format!("{op}: groups {groups} does not divide the {cin} input channels")));
+        return Err(Error::invalid(
+            "groups",
+            format!("{op}: groups {groups} does not divide the {cin} input channels"),
+        ));
     }
     if cout % groups != 0 {
         return Err(Error::invalid(
@@ -352,7 +355,10 @@ fn infer_conv2d(ctx: &InferCtx) -> Result<Vec<Meta>> {
     if let Some(b) = ctx.inputs.get(2)
         && b.shape != [cv.cout]
     {
-        return Err(Error::shape("bias", format!("{}: `bias` must have shape [{}], given {:?}", ctx.op, cv.cout, b.shape)));
+        return Err(Error::shape(
+            "bias",
+            format!("{}: `bias` must have shape [{}], given {:?}", ctx.op, cv.cout, b.shape),
+        ));
     }
     one(cv.out_shape(), dtype)
 }
@@ -397,7 +403,10 @@ pub static CONV2D: OpDef = OpDef {
 /// Checks that `g` has the shape conv2d(x, weight) would produce.
 fn check_grad_shape(op: &str, g: &Meta, cv: &Conv) -> Result<()> {
     if g.shape != cv.out_shape() {
-        return Err(Error::shape("g", format!("{op}: `g` must have the conv output shape {:?}, given {:?}", cv.out_shape(), g.shape)));
+        return Err(Error::shape(
+            "g",
+            format!("{op}: `g` must have the conv output shape {:?}, given {:?}", cv.out_shape(), g.shape),
+        ));
     }
     Ok(())
 }

@@ -59,7 +59,8 @@ fn infer_matmul(ctx: &InferCtx) -> Result<Vec<Meta>> {
 }
 
 /// A single-matrix product kernel: `(rows, cols, inner)`, dst, lhs, lhs view, rhs, rhs view, threads.
-type Kernel<'k, T> = dyn Fn((usize, usize, usize), &mut [T], &[T], MatView, &[T], MatView, usize) -> Result<()> + Sync + 'k;
+type Kernel<'k, T> =
+    dyn Fn((usize, usize, usize), &mut [T], &[T], MatView, &[T], MatView, usize) -> Result<()> + Sync + 'k;
 
 /// `a · b` for operands of at least 2 dimensions whose batch dimensions broadcast; the
 /// result is `[batch.., rows, cols]`, contiguous. Operands are read through their strides.
@@ -105,20 +106,20 @@ fn batched<T: Element>(a: &Tensor, b: &Tensor, kernel: &Kernel<T>) -> Result<Ten
             if count > 1 && threads > 1 && work < SMALL_GEMM && count * work >= PARALLEL_THRESHOLD {
                 install(|| {
                     out.par_chunks_mut(per).zip(oa.par_iter().zip(ob.par_iter())).try_for_each(|(o, (&x, &y))| {
-                        kernel(
-                            (rows, cols, inner),
-                            o,
-                            xa,
-                            MatView { off: x, ..av },
-                            xb,
-                            MatView { off: y, ..bv },
-                            1,
-                        )
+                        kernel((rows, cols, inner), o, xa, MatView { off: x, ..av }, xb, MatView { off: y, ..bv }, 1)
                     })
                 })
             } else {
                 for ((o, &x), &y) in out.chunks_mut(per).zip(&oa).zip(&ob) {
-                    kernel((rows, cols, inner), o, xa, MatView { off: x, ..av }, xb, MatView { off: y, ..bv }, threads)?;
+                    kernel(
+                        (rows, cols, inner),
+                        o,
+                        xa,
+                        MatView { off: x, ..av },
+                        xb,
+                        MatView { off: y, ..bv },
+                        threads,
+                    )?;
                 }
                 Ok(())
             }

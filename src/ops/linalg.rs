@@ -22,9 +22,9 @@ fn dense(v: Val) -> Option<GradVal> {
     Some(GradVal::Dense(v))
 }
 
-/// Shapes of a NumPy matmul: `(batch, rows, inner, cols, out_shape)`. 1-D operands are
-/// promoted (`a` to a row, `b` to a column) and the added dimension is dropped from the output.
-fn matmul_shapes(op: &str, a: &[usize], b: &[usize]) -> Result<(Vec<usize>, usize, usize, usize, Vec<usize>)> {
+/// The output shape of a NumPy matmul. 1-D operands are promoted (`a` to a row, `b` to a
+/// column) and the added dimension is dropped from the output.
+fn matmul_shape(op: &str, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
     for (arg, s) in [("a", a), ("b", b)] {
         if s.is_empty() {
             return Err(Error::shape(arg, format!("{op}: `{arg}` must have at least 1 dimension, given a 0-d tensor")));
@@ -41,21 +41,20 @@ fn matmul_shapes(op: &str, a: &[usize], b: &[usize]) -> Result<(Vec<usize>, usiz
         ));
     }
     let batch = broadcast_shapes(op, &pa[..na - 2], &pb[..nb - 2])?;
-    let mut out = batch.clone();
+    let mut out = batch;
     if a.len() > 1 {
         out.push(rows);
     }
     if b.len() > 1 {
         out.push(cols);
     }
-    Ok((batch, rows, ka, cols, out))
+    Ok(out)
 }
 
 fn infer_matmul(ctx: &InferCtx) -> Result<Vec<Meta>> {
     let dtype = same_dtype(ctx, &["a", "b"])?;
     require_numeric(ctx.op, "a", dtype)?;
-    let (_, _, _, _, out) = matmul_shapes(ctx.op, &ctx.inputs[0].shape, &ctx.inputs[1].shape)?;
-    one(out, dtype)
+    one(matmul_shape(ctx.op, &ctx.inputs[0].shape, &ctx.inputs[1].shape)?, dtype)
 }
 
 /// A single-matrix product kernel: `(rows, cols, inner)`, dst, lhs, lhs view, rhs, rhs view, threads.

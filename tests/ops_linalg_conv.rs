@@ -249,8 +249,7 @@ type ConvCase = ([usize; 4], [usize; 4], [i64; 2], [i64; 2], [i64; 2], i64);
 /// Direct-sum conv2d in f64.
 fn ref_conv(x: &[f64], w: &[f64], b: Option<&[f64]>, c: &ConvCase) -> Vec<f64> {
     let ([n, ci, h, wd], [o, cg, kh, kw], s, p, d, g) = *c;
-    let (s, p, d, g) =
-        ([s[0] as usize, s[1] as usize], [p[0], p[1]], [d[0] as usize, d[1] as usize], g as usize);
+    let (s, p, d, g) = ([s[0] as usize, s[1] as usize], [p[0], p[1]], [d[0] as usize, d[1] as usize], g as usize);
     let oh = (h + 2 * p[0] as usize - d[0] * (kh - 1) - 1) / s[0] + 1;
     let ow = (wd + 2 * p[1] as usize - d[1] * (kw - 1) - 1) / s[1] + 1;
     let og = o / g;

@@ -194,8 +194,9 @@ fn elems<T: Element>(t: &Tensor) -> Result<&[T]> {
 }
 
 /// Runs `f(scratch, sample, out_chunk, gemm_threads)` for each sample's `per` outputs:
-/// samples in parallel with serial GEMMs when there are several, else one sample at a
-/// time with a parallel GEMM. `init` makes one scratch buffer per worker, not per sample.
+/// samples in parallel with serial GEMMs when there are at least as many as threads (no
+/// thread idles and im2col runs in parallel too), else one sample at a time with a
+/// parallel GEMM. `init` makes one scratch buffer per worker, not per sample.
 fn per_sample<T: Send, S>(
     out: &mut [T],
     per: usize,
@@ -206,7 +207,7 @@ fn per_sample<T: Send, S>(
         return Ok(());
     }
     let (n, threads) = (out.len() / per, num_threads());
-    if threads > 1 && n > 1 {
+    if threads > 1 && n >= threads {
         install(|| out.par_chunks_mut(per).enumerate().try_for_each_init(&init, |s, (i, o)| f(s, i, o, 1)))
     } else {
         let mut s = init();

@@ -1,6 +1,384 @@
 //! Matrix products: matmul with batch broadcasting, bmm, linear.
 
-use super::OpDef;
+use super::binary::unbroadcast;
+use super::dispatch::call1;
+use super::movement::{TRANSPOSE, emit_reshape};
+use super::util::{broadcast_shapes, emit0, one, require_float, require_numeric, same_dtype};
+use super::{ArgSpec, Attr, Attrs, Emitter, ForwardCtx, GradVal, InferCtx, Meta, OpDef, OpKind, Val};
+use crate::backend::cpu::elementwise::{host_slice, new_host};
+use crate::backend::cpu::gemm::{GemmFloat, GemmInt, MatView, gemm_into, int_matmul_into};
+use crate::dtype::{DType, Element};
+use crate::error::{Error, Result};
+use crate::runtime::{PARALLEL_THRESHOLD, install, num_threads};
+use crate::tensor::Tensor;
+use crate::tensor::layout::Layout;
+use rayon::prelude::*;
+
+/// Below this many multiply-adds per matrix, a batched product runs one serial GEMM per
+/// batch entry in parallel: splitting a small GEMM over threads costs more than it gains.
+const SMALL_GEMM: usize = 96 * 96 * 96;
+
+fn dense(v: Val) -> Option<GradVal> {
+    Some(GradVal::Dense(v))
+}
+
+/// The output shape of a NumPy matmul. 1-D operands are promoted (`a` to a row, `b` to a
+/// column) and the added dimension is dropped from the output.
+fn matmul_shape(op: &str, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
+    for (arg, s) in [("a", a), ("b", b)] {
+        if s.is_empty() {
+            return Err(Error::shape(arg, format!("{op}: `{arg}` must have at least 1 dimension, given a 0-d tensor")));
+        }
+    }
+    let pa: Vec<usize> = if a.len() == 1 { vec![1, a[0]] } else { a.to_vec() };
+    let pb: Vec<usize> = if b.len() == 1 { vec![b[0], 1] } else { b.to_vec() };
+    let (na, nb) = (pa.len(), pb.len());
+    let (rows, ka, kb, cols) = (pa[na - 2], pa[na - 1], pb[nb - 2], pb[nb - 1]);
+    if ka != kb {
+        return Err(Error::shape(
+            "b",
+            format!("{op}: inner dimensions differ: a {a:?} has {ka} columns, b {b:?} has {kb} rows"),
+        ));
+    }
+    let batch = broadcast_shapes(op, &pa[..na - 2], &pb[..nb - 2])?;
+    let mut out = batch;
+    if a.len() > 1 {
+        out.push(rows);
+    }
+    if b.len() > 1 {
+        out.push(cols);
+    }
+    Ok(out)
+}
+
+fn infer_matmul(ctx: &InferCtx) -> Result<Vec<Meta>> {
+    let dtype = same_dtype(ctx, &["a", "b"])?;
+    require_numeric(ctx.op, "a", dtype)?;
+    one(matmul_shape(ctx.op, &ctx.inputs[0].shape, &ctx.inputs[1].shape)?, dtype)
+}
+
+/// A single-matrix product kernel: `(rows, cols, inner)`, dst, lhs, lhs view, rhs, rhs view, threads.
+type Kernel<'k, T> =
+    dyn Fn((usize, usize, usize), &mut [T], &[T], MatView, &[T], MatView, usize) -> Result<()> + Sync + 'k;
+
+/// `a · b` for operands of at least 2 dimensions whose batch dimensions broadcast; the
+/// result is `[batch.., rows, cols]`, contiguous. Operands are read through their strides.
+fn batched<T: Element>(a: &Tensor, b: &Tensor, kernel: &Kernel<T>) -> Result<Tensor> {
+    let (sa, sb) = (a.shape(), b.shape());
+    let (na, nb) = (sa.len(), sb.len());
+    let (rows, inner, cols) = (sa[na - 2], sa[na - 1], sb[nb - 1]);
+    let batch = broadcast_shapes("matmul", &sa[..na - 2], &sb[..nb - 2])?;
+    let nbat = batch.len();
+    let full = |last: [usize; 2]| batch.iter().copied().chain(last).map(|d| d as i64).collect::<Vec<_>>();
+    let la = a.layout().expand(&full([rows, inner]))?;
+    let lb = b.layout().expand(&full([inner, cols]))?;
+    let av = MatView::new(la.offset(), la.strides()[nbat], la.strides()[nbat + 1]);
+    let bv = MatView::new(lb.offset(), lb.strides()[nbat], lb.strides()[nbat + 1]);
+    let count: usize = batch.iter().product();
+    let (xa, xb) = (host_slice::<T>(a)?, host_slice::<T>(b)?);
+    let threads = num_threads();
+    let mut out_shape = batch.clone();
+    out_shape.extend([rows, cols]);
+    let mut result = Ok(());
+    let out = new_host::<T>(&out_shape, |out| {
+        result = (|| {
+            if out.is_empty() {
+                return Ok(());
+            }
+            // `b` shared by every batch entry and `a`'s batch and row dimensions one strided
+            // run (the linear-layer case): a single tall GEMM instead of many short ones.
+            let b_shared = lb.strides()[..nbat].iter().zip(&batch).all(|(&s, &d)| s == 0 || d == 1);
+            if count > 1 && b_shared {
+                let rows_l =
+                    Layout::from_parts(out_shape[..=nbat].to_vec(), la.strides()[..=nbat].to_vec(), 0).coalesced();
+                if rows_l.ndim() == 1 && rows_l.strides()[0] != 0 {
+                    let av = MatView { rs: rows_l.strides()[0], ..av };
+                    return kernel((count * rows, cols, inner), out, xa, av, xb, bv, threads);
+                }
+            }
+            let offsets = |l: &Layout| -> Vec<usize> {
+                Layout::from_parts(batch.clone(), l.strides()[..nbat].to_vec(), l.offset()).offsets().collect()
+            };
+            let (oa, ob) = (offsets(&la), offsets(&lb));
+            let per = rows * cols;
+            let work = rows * cols * inner;
+            if count > 1 && threads > 1 && work < SMALL_GEMM && count * work >= PARALLEL_THRESHOLD {
+                install(|| {
+                    out.par_chunks_mut(per).zip(oa.par_iter().zip(ob.par_iter())).try_for_each(|(o, (&x, &y))| {
+                        kernel((rows, cols, inner), o, xa, MatView { off: x, ..av }, xb, MatView { off: y, ..bv }, 1)
+                    })
+                })
+            } else {
+                for ((o, &x), &y) in out.chunks_mut(per).zip(&oa).zip(&ob) {
+                    kernel(
+                        (rows, cols, inner),
+                        o,
+                        xa,
+                        MatView { off: x, ..av },
+                        xb,
+                        MatView { off: y, ..bv },
+                        threads,
+                    )?;
+                }
+                Ok(())
+            }
+        })();
+    })?;
+    result?;
+    Ok(out)
+}
+
+fn float_kernel<T: GemmFloat>(
+    dims: (usize, usize, usize),
+    dst: &mut [T],
+    a: &[T],
+    av: MatView,
+    b: &[T],
+    bv: MatView,
+    threads: usize,
+) -> Result<()> {
+    gemm_into(dims, dst, dims.1, false, a, av, b, bv, threads)
+}
+
+fn int_kernel<T: GemmInt>(
+    dims: (usize, usize, usize),
+    dst: &mut [T],
+    a: &[T],
+    av: MatView,
+    b: &[T],
+    bv: MatView,
+    _threads: usize,
+) -> Result<()> {
+    int_matmul_into(dims, dst, a, av, b, bv)
+}
+
+/// `a · b` for operands of at least 2 dimensions, any dtype but bool: f32/f64 through
+/// gemm, f16/bf16 through f32 (converted once, multiplied in f32, rounded once), integers
+/// with a wrapping loop.
+pub fn matmul_nd(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    match a.dtype() {
+        DType::F32 => batched::<f32>(a, b, &float_kernel::<f32>),
+        DType::F64 => batched::<f64>(a, b, &float_kernel::<f64>),
+        DType::F16 | DType::BF16 => matmul_nd(&a.raw_cast(DType::F32)?, &b.raw_cast(DType::F32)?)?.raw_cast(a.dtype()),
+        DType::I32 => batched::<i32>(a, b, &int_kernel::<i32>),
+        DType::I64 => batched::<i64>(a, b, &int_kernel::<i64>),
+        DType::U8 => batched::<u8>(a, b, &int_kernel::<u8>),
+        DType::Bool => Err(Error::InvalidDtype { arg: "a", msg: "matmul needs a numeric tensor, given bool".into() }),
+    }
+}
+
+fn matmul_forward(ctx: &ForwardCtx) -> Result<Vec<Tensor>> {
+    let (a, b) = (&ctx.inputs[0], &ctx.inputs[1]);
+    let a2 = if a.ndim() == 1 { a.raw_unsqueeze(0)? } else { a.clone() };
+    let b2 = if b.ndim() == 1 { b.raw_unsqueeze(1)? } else { b.clone() };
+    let out = matmul_nd(&a2, &b2)?;
+    let shape: Vec<i64> = ctx.outputs[0].shape.iter().map(|&d| d as i64).collect();
+    Ok(vec![out.raw_reshape(&shape)?])
+}
+
+/// Emits the transpose of the last two dimensions.
+fn emit_t(e: &mut dyn Emitter, v: Val) -> Result<Val> {
+    let attrs = Attrs::resolve("transpose", TRANSPOSE.attrs, &[("dim0", Attr::Int(-2)), ("dim1", Attr::Int(-1))])?;
+    e.op(&TRANSPOSE, &[v], attrs)
+}
+
+/// The gradient of `matmul`: dA = g·Bᵀ, dB = Aᵀ·g on the promoted operands, summed over
+/// broadcast batch dimensions and reshaped back for 1-D operands.
+fn matmul_backward(e: &mut dyn Emitter, c: &super::GradCtx) -> Result<Vec<Option<GradVal>>> {
+    let (a, b, g) = (c.inputs[0], c.inputs[1], c.grads[0].expect("matmul has one output"));
+    let (sa, sb) = (e.meta(a).shape, e.meta(b).shape);
+    let a2 = if sa.len() == 1 { emit_reshape(e, a, &[1, sa[0]])? } else { a };
+    let b2 = if sb.len() == 1 { emit_reshape(e, b, &[sb[0], 1])? } else { b };
+    let (pa, pb) = (e.meta(a2).shape, e.meta(b2).shape);
+    let mut gshape = broadcast_shapes("matmul", &pa[..pa.len() - 2], &pb[..pb.len() - 2])?;
+    gshape.extend([pa[pa.len() - 2], pb[pb.len() - 1]]);
+    let g2 = if e.meta(g).shape != gshape { emit_reshape(e, g, &gshape)? } else { g };
+    let bt = emit_t(e, b2)?;
+    let ga = emit0(e, &MATMUL, &[g2, bt])?;
+    let mut ga = unbroadcast(e, ga, a2)?;
+    if sa.len() == 1 {
+        ga = emit_reshape(e, ga, &sa)?;
+    }
+    let at = emit_t(e, a2)?;
+    let gb = emit0(e, &MATMUL, &[at, g2])?;
+    let mut gb = unbroadcast(e, gb, b2)?;
+    if sb.len() == 1 {
+        gb = emit_reshape(e, gb, &sb)?;
+    }
+    Ok(vec![dense(ga), dense(gb)])
+}
+
+/// Matrix product with NumPy rules.
+pub static MATMUL: OpDef = OpDef {
+    name: "matmul",
+    kind: OpKind::MatmulLike,
+    doc: "matrix product with NumPy rules: 1-D operands promoted and the added dimension removed, batch dims broadcast",
+    inputs: &[ArgSpec::req("a"), ArgSpec::req("b")],
+    outputs: &["out"],
+    attrs: &[],
+    infer: infer_matmul,
+    forward: matmul_forward,
+    backward: Some(matmul_backward),
+    pure: true,
+};
+
+/// Batched product of two 3-D tensors with equal batch sizes.
+pub static BMM: OpDef = OpDef {
+    name: "bmm",
+    kind: OpKind::MatmulLike,
+    doc: "batched matrix product [b,n,k] x [b,k,m] -> [b,n,m] (no broadcasting)",
+    inputs: &[ArgSpec::req("a"), ArgSpec::req("b")],
+    outputs: &["out"],
+    attrs: &[],
+    infer: |ctx| {
+        let dtype = same_dtype(ctx, &["a", "b"])?;
+        require_numeric(ctx.op, "a", dtype)?;
+        let (a, b) = (&ctx.inputs[0].shape, &ctx.inputs[1].shape);
+        for (arg, s) in [("a", a), ("b", b)] {
+            if s.len() != 3 {
+                return Err(Error::shape(arg, format!("bmm: `{arg}` must be 3-D, given shape {s:?}")));
+            }
+        }
+        if a[0] != b[0] {
+            return Err(Error::shape("b", format!("bmm: batch sizes differ: a {a:?}, b {b:?}")));
+        }
+        if a[2] != b[1] {
+            return Err(Error::shape(
+                "b",
+                format!("bmm: inner dimensions differ: a {a:?} has {} columns, b {b:?} has {} rows", a[2], b[1]),
+            ));
+        }
+        one(vec![a[0], a[1], b[2]], dtype)
+    },
+    forward: |ctx| Ok(vec![matmul_nd(&ctx.inputs[0], &ctx.inputs[1])?]),
+    backward: Some(|e, c| {
+        let (a, b, g) = (c.inputs[0], c.inputs[1], c.grads[0].expect("bmm has one output"));
+        let bt = emit_t(e, b)?;
+        let ga = emit0(e, &BMM, &[g, bt])?;
+        let at = emit_t(e, a)?;
+        let gb = emit0(e, &BMM, &[at, g])?;
+        Ok(vec![dense(ga), dense(gb)])
+    }),
+    pure: true,
+};
+
+fn infer_linear(ctx: &InferCtx) -> Result<Vec<Meta>> {
+    let dtype = same_dtype(ctx, &["x", "weight", "bias"])?;
+    require_float(ctx.op, "x", dtype)?;
+    let (x, w) = (&ctx.inputs[0].shape, &ctx.inputs[1].shape);
+    if x.is_empty() {
+        return Err(Error::shape("x", "linear: `x` must have at least 1 dimension, given a 0-d tensor"));
+    }
+    if w.len() != 2 {
+        return Err(Error::shape("weight", format!("linear: `weight` must be 2-D [out, in], given shape {w:?}")));
+    }
+    if x[x.len() - 1] != w[1] {
+        return Err(Error::shape(
+            "weight",
+            format!("linear: x {x:?} has {} features but weight {w:?} expects {}", x[x.len() - 1], w[1]),
+        ));
+    }
+    if let Some(bias) = ctx.inputs.get(2)
+        && bias.shape != [w[0]]
+    {
+        return Err(Error::shape("bias", format!("linear: `bias` must have shape [{}], given {:?}", w[0], bias.shape)));
+    }
+    let mut out = x.clone();
+    *out.last_mut().expect("x has a dimension") = w[0];
+    one(out, dtype)
+}
+
+/// `x · Wᵀ + bias` as one GEMM: W read transposed through its strides, the bias broadcast
+/// into the output first and accumulated onto by the GEMM.
+fn linear_f<T: GemmFloat>(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, out_shape: &[usize]) -> Result<Tensor> {
+    let (outf, inf) = (w.shape()[0], w.shape()[1]);
+    let rows: usize = x.shape()[..x.ndim() - 1].iter().product();
+    let x2 = x.raw_reshape(&[rows as i64, inf as i64])?;
+    let xv = MatView::new(x2.layout().offset(), x2.strides()[0], x2.strides()[1]);
+    let wv = MatView::new(w.layout().offset(), w.strides()[0], w.strides()[1]).t();
+    let (xs, ws) = (host_slice::<T>(&x2)?, host_slice::<T>(w)?);
+    let bias = match bias {
+        Some(b) => Some((host_slice::<T>(b)?, b.layout().offset(), b.strides()[0])),
+        None => None,
+    };
+    let threads = num_threads();
+    let mut result = Ok(());
+    let out = new_host::<T>(&[rows, outf], |out| {
+        if let Some((bs, off, st)) = bias {
+            for row in out.chunks_mut(outf) {
+                for (j, y) in row.iter_mut().enumerate() {
+                    *y = bs[off + j * st];
+                }
+            }
+        }
+        result = gemm_into((rows, outf, inf), out, outf, bias.is_some(), xs, xv, ws, wv, threads);
+    })?;
+    result?;
+    out.raw_reshape(&out_shape.iter().map(|&d| d as i64).collect::<Vec<_>>())
+}
+
+fn linear_forward(ctx: &ForwardCtx) -> Result<Vec<Tensor>> {
+    let (x, w, b) = (&ctx.inputs[0], &ctx.inputs[1], ctx.inputs.get(2));
+    let shape = &ctx.outputs[0].shape;
+    Ok(vec![match x.dtype() {
+        DType::F32 => linear_f::<f32>(x, w, b, shape)?,
+        DType::F64 => linear_f::<f64>(x, w, b, shape)?,
+        DType::F16 | DType::BF16 => {
+            let f = |t: &Tensor| t.raw_cast(DType::F32);
+            let b32 = b.map(f).transpose()?;
+            linear_f::<f32>(&f(x)?, &f(w)?, b32.as_ref(), shape)?.raw_cast(x.dtype())?
+        }
+        d => return Err(Error::InvalidDtype { arg: "x", msg: format!("linear needs a float tensor, given {d}") }),
+    }])
+}
+
+/// `x · Wᵀ + bias`.
+pub static LINEAR: OpDef = OpDef {
+    name: "linear",
+    kind: OpKind::MatmulLike,
+    doc: "x [..., in] times weight [out, in] transposed, plus optional bias [out]",
+    inputs: &[ArgSpec::req("x"), ArgSpec::req("weight"), ArgSpec::opt("bias")],
+    outputs: &["out"],
+    attrs: &[],
+    infer: infer_linear,
+    forward: linear_forward,
+    backward: Some(|e, c| {
+        let (x, w, g) = (c.inputs[0], c.inputs[1], c.grads[0].expect("linear has one output"));
+        let gx = emit0(e, &MATMUL, &[g, w])?;
+        let (sx, sw) = (e.meta(x).shape, e.meta(w).shape);
+        let rows: usize = sx[..sx.len() - 1].iter().product();
+        let g2 = emit_reshape(e, g, &[rows, sw[0]])?;
+        let x2 = emit_reshape(e, x, &[rows, sw[1]])?;
+        let g2t = emit_t(e, g2)?;
+        let gw = emit0(e, &MATMUL, &[g2t, x2])?;
+        let mut grads = vec![dense(gx), dense(gw)];
+        if let Some(&b) = c.inputs.get(2) {
+            grads.push(dense(unbroadcast(e, g, b)?));
+        }
+        Ok(grads)
+    }),
+    pure: true,
+};
 
 /// This family's ops.
-pub static OPS: &[&OpDef] = &[];
+pub static OPS: &[&OpDef] = &[&MATMUL, &BMM, &LINEAR];
+
+impl Tensor {
+    /// Matrix product with NumPy rules (1-D operands promoted, batch dimensions broadcast).
+    pub fn matmul(&self, other: &Tensor) -> Result<Tensor> {
+        call1(&MATMUL, &[self, other], &Attrs::none())
+    }
+
+    /// Batched matrix product of `[b, n, k]` and `[b, k, m]`.
+    pub fn bmm(&self, other: &Tensor) -> Result<Tensor> {
+        call1(&BMM, &[self, other], &Attrs::none())
+    }
+
+    /// `self · weightᵀ + bias` for `self` `[..., in]` and `weight` `[out, in]`.
+    pub fn linear(&self, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        match bias {
+            Some(b) => call1(&LINEAR, &[self, weight, b], &Attrs::none()),
+            None => call1(&LINEAR, &[self, weight], &Attrs::none()),
+        }
+    }
+}

@@ -4,6 +4,8 @@ pub mod alloc;
 pub mod buffer;
 pub mod copy;
 pub mod elementwise;
+pub mod gemm;
+pub mod im2col;
 pub mod reduce;
 
 use super::{Backend, Storage};

@@ -1,0 +1,158 @@
+//! CPU matrix products on strided operands: the `gemm` crate for f32/f64, a plain loop for integers.
+
+use crate::dtype::Element;
+use crate::error::{Error, Result};
+use crate::runtime::install;
+use num_traits::{WrappingAdd, WrappingMul};
+
+/// A matrix inside a host slice: element `(r, c)` is at `off + r * rs + c * cs`. Any
+/// strides work (transposed and permuted views need no copy; broadcast rows have stride 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MatView {
+    /// Offset of element (0, 0).
+    pub off: usize,
+    /// Row stride in elements.
+    pub rs: usize,
+    /// Column stride in elements.
+    pub cs: usize,
+}
+
+impl MatView {
+    /// A view with the given parts.
+    pub fn new(off: usize, rs: usize, cs: usize) -> Self {
+        MatView { off, rs, cs }
+    }
+
+    /// The same matrix read transposed (rows and columns swapped, no copy).
+    pub fn t(self) -> Self {
+        MatView { off: self.off, rs: self.cs, cs: self.rs }
+    }
+
+    /// Errors unless every element of a `rows` × `cols` matrix lies inside `len` elements.
+    /// This is what makes the raw-pointer calls into `gemm` sound.
+    fn check(&self, rows: usize, cols: usize, len: usize, arg: &'static str) -> Result<()> {
+        if rows == 0 || cols == 0 {
+            return Ok(());
+        }
+        let last = (rows - 1)
+            .checked_mul(self.rs)
+            .and_then(|r| (cols - 1).checked_mul(self.cs).and_then(|c| r.checked_add(c)))
+            .and_then(|x| x.checked_add(self.off));
+        match last {
+            Some(l) if l < len => Ok(()),
+            _ => Err(Error::Internal(format!("gemm: {arg} view {self:?} of {rows}x{cols} exceeds {len} elements"))),
+        }
+    }
+}
+
+/// Float element types that `gemm` multiplies natively.
+pub trait GemmFloat: Element + num_traits::Float {}
+impl GemmFloat for f32 {}
+impl GemmFloat for f64 {}
+
+/// `dst = [dst +] a · b` where `a` is `m × k`, `b` is `k × n` and `dst` is `m × n`
+/// row-major with row stride `dst_rs`. With `accumulate` the product is added to what
+/// `dst` holds (bias rows, gradient sums); otherwise `dst` is overwritten. `threads > 1`
+/// lets gemm split the work over the engine pool (it stays serial on small problems).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_into<T: GemmFloat>(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [T],
+    dst_rs: usize,
+    accumulate: bool,
+    a: &[T],
+    av: MatView,
+    b: &[T],
+    bv: MatView,
+    threads: usize,
+) -> Result<()> {
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    MatView::new(0, dst_rs, 1).check(m, n, dst.len(), "dst")?;
+    if k == 0 {
+        // An empty sum: gemm would be asked to read zero-length panels; do it here.
+        if !accumulate {
+            dst.chunks_mut(dst_rs).take(m).for_each(|r| r[..n].fill(<T as Element>::zero()));
+        }
+        return Ok(());
+    }
+    av.check(m, k, a.len(), "lhs")?;
+    bv.check(k, n, b.len(), "rhs")?;
+    let run = |dst: &mut [T], par: gemm::Parallelism| {
+        // SAFETY: every element the three views address was bounds-checked above against
+        // its slice; `dst` is exclusively borrowed and `a`/`b` are only read. T is f32 or
+        // f64, which gemm supports (it panics only for other types).
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                dst.as_mut_ptr(),
+                1,
+                dst_rs as isize,
+                accumulate,
+                a.as_ptr().add(av.off),
+                av.cs as isize,
+                av.rs as isize,
+                b.as_ptr().add(bv.off),
+                bv.cs as isize,
+                bv.rs as isize,
+                <T as Element>::one(),
+                <T as Element>::one(),
+                false,
+                false,
+                false,
+                par,
+            )
+        }
+    };
+    if threads > 1 {
+        // Inside the engine pool, so gemm's rayon tasks run on our threads.
+        install(|| run(dst, gemm::Parallelism::Rayon(threads)));
+    } else {
+        run(dst, gemm::Parallelism::None);
+    }
+    Ok(())
+}
+
+/// Integer element types for [`int_matmul_into`] (wrapping arithmetic, like NumPy).
+pub trait GemmInt: Element + WrappingAdd + WrappingMul {}
+impl GemmInt for i32 {}
+impl GemmInt for i64 {}
+impl GemmInt for u8 {}
+
+/// `dst = a · b` for integers with wrapping arithmetic; `dst` is `m × n` row-major (row
+/// stride `n`). i-k-j order so the inner loop streams a row of `b` and of `dst`.
+pub fn int_matmul_into<T: GemmInt>(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [T],
+    a: &[T],
+    av: MatView,
+    b: &[T],
+    bv: MatView,
+) -> Result<()> {
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    MatView::new(0, n, 1).check(m, n, dst.len(), "dst")?;
+    av.check(m, k, a.len(), "lhs")?;
+    bv.check(k, n, b.len(), "rhs")?;
+    for (i, row) in dst.chunks_mut(n).take(m).enumerate() {
+        row.fill(T::zero());
+        for p in 0..k {
+            let x = a[av.off + i * av.rs + p * av.cs];
+            let brow = bv.off + p * bv.rs;
+            if bv.cs == 1 {
+                for (y, &z) in row.iter_mut().zip(&b[brow..brow + n]) {
+                    *y = y.wrapping_add(&x.wrapping_mul(&z));
+                }
+            } else {
+                for (j, y) in row.iter_mut().enumerate() {
+                    *y = y.wrapping_add(&x.wrapping_mul(&b[brow + j * bv.cs]));
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -275,7 +275,7 @@ impl PadPlan {
     fn new(attrs: &Attrs, shape: &[usize]) -> Result<PadPlan> {
         let given = attrs.ints("pads");
         let ndim = shape.len();
-        if given.len() % 2 != 0 || given.len() > 2 * ndim {
+        if !given.len().is_multiple_of(2) || given.len() > 2 * ndim {
             return Err(Error::invalid(
                 "pads",
                 format!("needs pairs (before, after) for at most {ndim} dimensions, last first; given {given:?}"),

@@ -4,8 +4,7 @@
 use super::dispatch::call1;
 use super::util::{broadcast_shapes, emit0, one, require_float, require_numeric, same_dtype};
 use super::{
-    ArgSpec, Attr, AttrKind, AttrSpec, Attrs, Emitter, ForwardCtx, GradCtx, GradVal, InferCtx, Meta, OpDef, OpKind,
-    Val,
+    ArgSpec, Attr, AttrKind, AttrSpec, Attrs, Emitter, ForwardCtx, GradCtx, GradVal, InferCtx, Meta, OpDef, OpKind, Val,
 };
 use crate::backend::cpu::elementwise::map_unary;
 use crate::dtype::DType;
@@ -340,8 +339,7 @@ pub static POW_SCALAR: OpDef = OpDef {
 };
 
 /// This family's ops.
-pub static OPS: &[&OpDef] =
-    &[&ADD, &SUB, &MUL, &DIV, &POW, &MAXIMUM, &MINIMUM, &ADD_SCALAR, &MUL_SCALAR, &POW_SCALAR];
+pub static OPS: &[&OpDef] = &[&ADD, &SUB, &MUL, &DIV, &POW, &MAXIMUM, &MINIMUM, &ADD_SCALAR, &MUL_SCALAR, &POW_SCALAR];
 
 impl Tensor {
     /// `self ^ exponent` elementwise (broadcasting, float dtypes).

@@ -169,11 +169,13 @@ fn select<T: Element>(c: &Tensor, a: &Tensor, b: &Tensor, shape: &[usize]) -> Re
         let joint = coalesce_joint(&[&lc, &la, &lb]);
         let (jc, ja, jb) = (&joint[0], &joint[1], &joint[2]);
         let row = *jc.shape().last().expect("coalesced layouts have a dimension");
-        let stride = |l: &crate::tensor::layout::Layout| *l.strides().last().expect("coalesced layouts have a dimension");
+        let stride =
+            |l: &crate::tensor::layout::Layout| *l.strides().last().expect("coalesced layouts have a dimension");
         let (dc, da, db) = (stride(jc), stride(ja), stride(jb));
         let run = |first_row: usize, o: &mut [T]| {
             for (r, orow) in o.chunks_mut(row).enumerate() {
-                let (oc, oa, ob) = (jc.row_offset(first_row + r), ja.row_offset(first_row + r), jb.row_offset(first_row + r));
+                let (oc, oa, ob) =
+                    (jc.row_offset(first_row + r), ja.row_offset(first_row + r), jb.row_offset(first_row + r));
                 if (dc, da, db) == (1, 1, 1) {
                     orow.iter_mut()
                         .zip(&sc[oc..oc + row])
@@ -209,10 +211,16 @@ pub static WHERE: OpDef = OpDef {
     infer: |ctx| {
         let (c, a, b) = (&ctx.inputs[0], &ctx.inputs[1], &ctx.inputs[2]);
         if c.dtype != DType::Bool {
-            return Err(Error::InvalidDtype { arg: "cond", msg: format!("{}: cond must be bool, given {}", ctx.op, c.dtype) });
+            return Err(Error::InvalidDtype {
+                arg: "cond",
+                msg: format!("{}: cond must be bool, given {}", ctx.op, c.dtype),
+            });
         }
         if a.dtype != b.dtype {
-            return Err(Error::InvalidDtype { arg: "b", msg: format!("{}: a is {}, b is {}", ctx.op, a.dtype, b.dtype) });
+            return Err(Error::InvalidDtype {
+                arg: "b",
+                msg: format!("{}: a is {}, b is {}", ctx.op, a.dtype, b.dtype),
+            });
         }
         let s = broadcast_arg(ctx.op, "a", &c.shape, &a.shape)?;
         one(broadcast_arg(ctx.op, "b", &s, &b.shape)?, a.dtype)
@@ -235,11 +243,7 @@ pub static WHERE: OpDef = OpDef {
         let zero = e.scalar(0.0, e.meta(g).dtype)?;
         let ga = e.op(&WHERE, &[cond, g, zero], Attrs::none())?;
         let gb = e.op(&WHERE, &[cond, zero, g], Attrs::none())?;
-        Ok(vec![
-            None,
-            Some(GradVal::Dense(unbroadcast(e, ga, a)?)),
-            Some(GradVal::Dense(unbroadcast(e, gb, b)?)),
-        ])
+        Ok(vec![None, Some(GradVal::Dense(unbroadcast(e, ga, a)?)), Some(GradVal::Dense(unbroadcast(e, gb, b)?))])
     }),
     pure: true,
 };

@@ -5,8 +5,7 @@ use super::binary::{ADD_SCALAR, MUL, MUL_SCALAR, emit_scalar};
 use super::dispatch::{attrs_of, call1};
 use super::util::{emit0, one, require_float, require_numeric};
 use super::{
-    ArgSpec, Attr, AttrDefault, AttrKind, AttrSpec, Attrs, GradCtx, GradVal, InferCtx, Meta, OpDef, OpKind,
-    Val,
+    ArgSpec, Attr, AttrDefault, AttrKind, AttrSpec, Attrs, GradCtx, GradVal, InferCtx, Meta, OpDef, OpKind, Val,
 };
 use crate::backend::cpu::elementwise::map_unary;
 use crate::dtype::DType;

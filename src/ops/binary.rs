@@ -1,10 +1,16 @@
-//! Broadcasting binary arithmetic: add, sub, mul, div.
+//! Broadcasting binary arithmetic (add, sub, mul, div, pow, maximum, minimum) and scalar forms
+//! (add_scalar, mul_scalar, pow_scalar).
 
-use super::util::{broadcast_shapes, emit0, one, require_numeric, same_dtype};
-use super::{ArgSpec, Emitter, ForwardCtx, GradVal, InferCtx, Meta, OpDef, OpKind, Val};
+use super::dispatch::call1;
+use super::util::{broadcast_shapes, emit0, one, require_float, require_numeric, same_dtype};
+use super::{
+    ArgSpec, Attr, AttrKind, AttrSpec, Attrs, Emitter, ForwardCtx, GradCtx, GradVal, InferCtx, Meta, OpDef, OpKind, Val,
+};
+use crate::backend::cpu::elementwise::map_unary;
+use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::numeric_binary;
 use crate::tensor::Tensor;
+use crate::{float_binary, numeric_binary};
 
 const AB: &[ArgSpec] = &[ArgSpec::req("a"), ArgSpec::req("b")];
 
@@ -122,5 +128,247 @@ pub static DIV: OpDef = OpDef {
     pure: true,
 };
 
+/// Inference for float broadcasting ops: one float dtype, broadcast shape.
+pub fn infer_float_binary(ctx: &InferCtx) -> Result<Vec<Meta>> {
+    let dtype = same_dtype(ctx, &["a", "b"])?;
+    require_float(ctx.op, "a", dtype)?;
+    one(broadcast_shapes(ctx.op, &ctx.inputs[0].shape, &ctx.inputs[1].shape)?, dtype)
+}
+
+fn grad0(c: &GradCtx) -> Val {
+    c.grads[0].expect("binary ops have one output")
+}
+
+/// `a ^ b` (float dtypes).
+pub static POW: OpDef = OpDef {
+    name: "pow",
+    kind: OpKind::Broadcast,
+    doc: "a ^ b with NumPy broadcasting (float dtypes); the gradient in b is 0 where a <= 0",
+    inputs: AB,
+    outputs: &["out"],
+    attrs: &[],
+    infer: infer_float_binary,
+    forward: |ctx| {
+        let (a, b, s) = ab(ctx);
+        Ok(vec![float_binary!(ctx.op, a, b, s, T, x, y => x.powf(y))?])
+    },
+    backward: Some(|e, c| {
+        let (g, a, b, out) = (grad0(c), c.inputs[0], c.inputs[1], c.outputs[0]);
+        let zero = e.scalar(0.0, e.meta(a).dtype)?;
+        // ∂/∂a = b·a^(b−1), defined as 0 where b = 0 (a^(−1) would give 0·∞ at a = 0).
+        let bm1 = emit_scalar(e, &ADD_SCALAR, b, -1.0)?;
+        let p = emit0(e, &POW, &[a, bm1])?;
+        let t = emit0(e, &MUL, &[b, p])?;
+        let t = emit0(e, &MUL, &[g, t])?;
+        let b_zero = emit0(e, &super::compare::EQ, &[b, zero])?;
+        let ga = emit0(e, &super::compare::WHERE, &[b_zero, zero, t])?;
+        // ∂/∂b = a^b·ln a where a > 0; 0 elsewhere (ln is undefined there).
+        let ln_a = emit0(e, &super::unary::LOG, &[a])?;
+        let t = emit0(e, &MUL, &[out, ln_a])?;
+        let t = emit0(e, &MUL, &[g, t])?;
+        let a_pos = emit0(e, &super::compare::GT, &[a, zero])?;
+        let gb = emit0(e, &super::compare::WHERE, &[a_pos, t, zero])?;
+        Ok(vec![dense(unbroadcast(e, ga, a)?), dense(unbroadcast(e, gb, b)?)])
+    }),
+    pure: true,
+};
+
+/// Gradient of maximum/minimum: `select` (a > b for maximum) sends all of g to a, ties split it evenly.
+fn extremum_backward(e: &mut dyn Emitter, c: &GradCtx, select: &'static OpDef) -> Result<Vec<Option<GradVal>>> {
+    let (g, a, b) = (grad0(c), c.inputs[0], c.inputs[1]);
+    let dtype = e.meta(g).dtype;
+    let (zero, half, one) = (e.scalar(0.0, dtype)?, e.scalar(0.5, dtype)?, e.scalar(1.0, dtype)?);
+    let tie = emit0(e, &super::compare::EQ, &[a, b])?;
+    let tie_w = emit0(e, &super::compare::WHERE, &[tie, half, zero])?;
+    let wins = emit0(e, select, &[a, b])?;
+    let w = emit0(e, &super::compare::WHERE, &[wins, one, tie_w])?;
+    let ga = emit0(e, &MUL, &[g, w])?;
+    let gb = emit0(e, &SUB, &[g, ga])?;
+    Ok(vec![dense(unbroadcast(e, ga, a)?), dense(unbroadcast(e, gb, b)?)])
+}
+
+/// Elementwise larger of a and b (NaN propagates).
+pub static MAXIMUM: OpDef = OpDef {
+    name: "maximum",
+    kind: OpKind::Broadcast,
+    doc: "elementwise max(a, b) with broadcasting; NaN propagates; ties split the gradient evenly",
+    inputs: AB,
+    outputs: &["out"],
+    attrs: &[],
+    infer: infer_arith,
+    forward: |ctx| {
+        let (a, b, s) = ab(ctx);
+        Ok(vec![numeric_binary!(ctx.op, a, b, s, T, x, y => if x > y || x.is_nan() { x } else { y }, int => x.max(y))?])
+    },
+    backward: Some(|e, c| extremum_backward(e, c, &super::compare::GT)),
+    pure: true,
+};
+
+/// Elementwise smaller of a and b (NaN propagates).
+pub static MINIMUM: OpDef = OpDef {
+    name: "minimum",
+    kind: OpKind::Broadcast,
+    doc: "elementwise min(a, b) with broadcasting; NaN propagates; ties split the gradient evenly",
+    inputs: AB,
+    outputs: &["out"],
+    attrs: &[],
+    infer: infer_arith,
+    forward: |ctx| {
+        let (a, b, s) = ab(ctx);
+        Ok(vec![numeric_binary!(ctx.op, a, b, s, T, x, y => if x < y || x.is_nan() { x } else { y }, int => x.min(y))?])
+    },
+    backward: Some(|e, c| extremum_backward(e, c, &super::compare::LT)),
+    pure: true,
+};
+
+/// Attributes for a scalar op (`add_scalar`, `mul_scalar`, `pow_scalar`): its one float attribute set to `v`.
+pub fn scalar_attrs(op: &'static OpDef, v: f64) -> Result<Attrs> {
+    Attrs::resolve(op.name, op.attrs, &[(op.attrs[0].name, Attr::Float(v))])
+}
+
+/// Emits a scalar op on `x` in a gradient rule.
+pub fn emit_scalar(e: &mut dyn Emitter, op: &'static OpDef, x: Val, v: f64) -> Result<Val> {
+    e.op(op, &[x], scalar_attrs(op, v)?)
+}
+
+/// Inference for add_scalar/mul_scalar: numeric x; on integer dtypes the value must be a whole number
+/// within the type's magnitude (it is then applied with wrapping arithmetic).
+fn infer_scalar_arith(ctx: &InferCtx) -> Result<Vec<Meta>> {
+    let m = &ctx.inputs[0];
+    require_numeric(ctx.op, "x", m.dtype)?;
+    if m.dtype.is_int() {
+        let v = ctx.attrs.float("value");
+        if v.fract() != 0.0 || !v.is_finite() {
+            return Err(Error::invalid("value", format!("{}: {v} is not a whole number ({} x)", ctx.op, m.dtype)));
+        }
+        let limit = match m.dtype {
+            DType::I32 => 2f64.powi(31),
+            DType::I64 => 2f64.powi(63),
+            _ => 256.0,
+        };
+        if v.abs() >= limit {
+            return Err(Error::range("value", format!("{}: {v} does not fit {} (|value| < {limit})", ctx.op, m.dtype)));
+        }
+    }
+    one(m.shape.clone(), m.dtype)
+}
+
+/// Applies `x op value` keeping x's dtype: `$f` for floats (value in the compute type),
+/// `$i` (a wrapping integer method) for integers.
+macro_rules! scalar_kernel {
+    ($ctx:expr, $T:ident, $x:ident, $s:ident => $f:expr, int $method:ident) => {{
+        let x = &$ctx.inputs[0];
+        let v = $ctx.attrs.float("value");
+        match x.dtype() {
+            // Whole and in range (inference checked); `as` wraps negative values for u8.
+            DType::I32 => map_unary::<i32, i32>(x, move |$x| $x.$method(v as i64 as i32)),
+            DType::I64 => map_unary::<i64, i64>(x, move |$x| $x.$method(v as i64)),
+            DType::U8 => map_unary::<u8, u8>(x, move |$x| $x.$method(v as i64 as u8)),
+            _ => $crate::float_unary!($ctx.op, x, $T, $x => { let $s = v as $T; $f }),
+        }
+    }};
+}
+
+const X: &[ArgSpec] = &[ArgSpec::req("x")];
+
+/// `x + value`.
+pub static ADD_SCALAR: OpDef = OpDef {
+    name: "add_scalar",
+    kind: OpKind::Elementwise,
+    doc: "x + value, keeping x's dtype (integers take whole values and wrap)",
+    inputs: X,
+    outputs: &["out"],
+    attrs: &[AttrSpec::required("value", AttrKind::Float, "the addend")],
+    infer: infer_scalar_arith,
+    forward: |ctx| Ok(vec![scalar_kernel!(ctx, T, x, s => x + s, int wrapping_add)?]),
+    backward: Some(|_, c| Ok(vec![dense(grad0(c))])),
+    pure: true,
+};
+
+/// `x * value`.
+pub static MUL_SCALAR: OpDef = OpDef {
+    name: "mul_scalar",
+    kind: OpKind::Elementwise,
+    doc: "x * value, keeping x's dtype (integers take whole values and wrap)",
+    inputs: X,
+    outputs: &["out"],
+    attrs: &[AttrSpec::required("value", AttrKind::Float, "the factor")],
+    infer: infer_scalar_arith,
+    forward: |ctx| Ok(vec![scalar_kernel!(ctx, T, x, s => x * s, int wrapping_mul)?]),
+    backward: Some(|e, c| Ok(vec![dense(emit_scalar(e, &MUL_SCALAR, grad0(c), c.attrs.float("value"))?)])),
+    pure: true,
+};
+
+/// `x ^ exponent` (float dtypes).
+pub static POW_SCALAR: OpDef = OpDef {
+    name: "pow_scalar",
+    kind: OpKind::Elementwise,
+    doc: "x ^ exponent (float dtypes)",
+    inputs: X,
+    outputs: &["out"],
+    attrs: &[AttrSpec::required("exponent", AttrKind::Float, "the power")],
+    infer: super::unary::infer_float,
+    forward: |ctx| {
+        let p = ctx.attrs.float("exponent");
+        // Common exponents skip powf (slower, and not exact for squares on every libm).
+        Ok(vec![crate::float_unary!(ctx.op, &ctx.inputs[0], T, x => {
+            if p == 2.0 {
+                x * x
+            } else if p == 3.0 {
+                x * x * x
+            } else if p == 0.5 {
+                x.sqrt()
+            } else if p == -1.0 {
+                1.0 / x
+            } else {
+                x.powf(p as T)
+            }
+        })?])
+    },
+    backward: Some(|e, c| {
+        let p = c.attrs.float("exponent");
+        if p == 0.0 {
+            // Constant 1: no gradient.
+            return Ok(vec![None]);
+        }
+        let q = emit_scalar(e, &POW_SCALAR, c.inputs[0], p - 1.0)?;
+        let d = emit_scalar(e, &MUL_SCALAR, q, p)?;
+        Ok(vec![dense(emit0(e, &MUL, &[grad0(c), d])?)])
+    }),
+    pure: true,
+};
+
 /// This family's ops.
-pub static OPS: &[&OpDef] = &[&ADD, &SUB, &MUL, &DIV];
+pub static OPS: &[&OpDef] = &[&ADD, &SUB, &MUL, &DIV, &POW, &MAXIMUM, &MINIMUM, &ADD_SCALAR, &MUL_SCALAR, &POW_SCALAR];
+
+impl Tensor {
+    /// `self ^ exponent` elementwise (broadcasting, float dtypes).
+    pub fn pow(&self, exponent: &Tensor) -> Result<Tensor> {
+        call1(&POW, &[self, exponent], &Attrs::none())
+    }
+
+    /// Elementwise maximum (broadcasting; NaN propagates).
+    pub fn maximum(&self, other: &Tensor) -> Result<Tensor> {
+        call1(&MAXIMUM, &[self, other], &Attrs::none())
+    }
+
+    /// Elementwise minimum (broadcasting; NaN propagates).
+    pub fn minimum(&self, other: &Tensor) -> Result<Tensor> {
+        call1(&MINIMUM, &[self, other], &Attrs::none())
+    }
+
+    /// `self + value`, keeping the dtype (integer tensors take whole values).
+    pub fn add_scalar(&self, value: f64) -> Result<Tensor> {
+        call1(&ADD_SCALAR, &[self], &scalar_attrs(&ADD_SCALAR, value)?)
+    }
+
+    /// `self * value`, keeping the dtype (integer tensors take whole values).
+    pub fn mul_scalar(&self, value: f64) -> Result<Tensor> {
+        call1(&MUL_SCALAR, &[self], &scalar_attrs(&MUL_SCALAR, value)?)
+    }
+
+    /// `self ^ exponent` (float dtypes).
+    pub fn pow_scalar(&self, exponent: f64) -> Result<Tensor> {
+        call1(&POW_SCALAR, &[self], &scalar_attrs(&POW_SCALAR, exponent)?)
+    }
+}

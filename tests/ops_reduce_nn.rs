@@ -222,3 +222,223 @@ fn large_reductions_run_in_parallel_paths() {
     let r0: f64 = v[..257].iter().map(|x| x.exp()).sum::<f64>().ln();
     close(&s[..1], &[r0], 1e-5);
 }
+
+// ------------------------------------------------------------------------------------------------
+// nn: softmax, log_softmax, layer_norm, batch_norm, dropout
+
+#[test]
+fn softmax_values_and_stability() {
+    let x = t64(&[1.0, 2.0, 3.0, 1000.0, 1000.0, -1000.0], &[2, 3]);
+    let s = vals(&x.softmax(-1).unwrap());
+    let z = 1.0 + 1f64.exp() + 2f64.exp();
+    close(&s, &[1.0 / z, 1f64.exp() / z, 2f64.exp() / z, 0.5, 0.5, 0.0], 1e-14);
+    let l = vals(&x.log_softmax(1).unwrap());
+    close(&l[..3], &[-z.ln(), 1.0 - z.ln(), 2.0 - z.ln()], 1e-14);
+    close(&l[3..5], &[-(2f64.ln()), -(2f64.ln())], 1e-12);
+    assert!((l[5] + 2000.0 + 2f64.ln()).abs() < 1e-9, "{}", l[5]);
+    // Along axis 0 of a non-contiguous view, against softmax of the contiguous transpose.
+    let y = randn(&[4, 3], 8);
+    let a = vals(&y.transpose(0, 1).unwrap().softmax(0).unwrap());
+    let b = vals(&y.softmax(1).unwrap().transpose(0, 1).unwrap().contiguous().unwrap());
+    close(&a, &b, 1e-14);
+    // f32 and bf16 keep their dtype.
+    let f = Tensor::from_slice(&[1.0f32, 2.0, 3.0], &[3]).unwrap();
+    let sf = f.softmax(0).unwrap();
+    assert_eq!(sf.dtype(), DType::F32);
+    close(&vals(&sf), &[1.0 / z, 1f64.exp() / z, 2f64.exp() / z], 1e-6);
+    let h = f.cast(DType::BF16).unwrap().log_softmax(-1).unwrap();
+    assert_eq!(h.dtype(), DType::BF16);
+    close(&vals(&h), &[-z.ln(), 1.0 - z.ln(), 2.0 - z.ln()], 1e-2);
+    // A 0-d tensor is a single element.
+    assert_eq!(t64(&[5.0], &[]).softmax(-1).unwrap().item().unwrap(), 1.0);
+}
+
+#[test]
+fn softmax_gradients() {
+    let x = randn(&[3, 4, 2], 9);
+    check(|t| t[0].softmax(1), std::slice::from_ref(&x));
+    check(|t| t[0].softmax(-1), std::slice::from_ref(&x));
+    check(|t| t[0].log_softmax(0), std::slice::from_ref(&x));
+    check(|t| t[0].permute(&[2, 0, 1])?.slice(2, 0, 4, 2)?.log_softmax(-1), std::slice::from_ref(&x));
+    check(|t| t[0].transpose(0, 2)?.softmax(1), std::slice::from_ref(&x));
+}
+
+fn ref_layer_norm(x: &[f64], d: usize, w: Option<&[f64]>, b: Option<&[f64]>, eps: f64) -> Vec<f64> {
+    let mut out = Vec::new();
+    for row in x.chunks(d) {
+        let m = row.iter().sum::<f64>() / d as f64;
+        let v = row.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / d as f64;
+        for (j, &xv) in row.iter().enumerate() {
+            let mut y = (xv - m) / (v + eps).sqrt();
+            if let Some(w) = w {
+                y *= w[j];
+            }
+            if let Some(b) = b {
+                y += b[j];
+            }
+            out.push(y);
+        }
+    }
+    out
+}
+
+#[test]
+fn layer_norm_values() {
+    let x = randn(&[3, 2, 4], 10);
+    let (w, b) = (randn(&[4], 11), randn(&[4], 12));
+    let (xv, wv, bv) = (vals(&x), vals(&w), vals(&b));
+    let out = x.layer_norm(Some(&w), Some(&b), 1, 1e-5).unwrap();
+    close(&vals(&out), &ref_layer_norm(&xv, 4, Some(&wv), Some(&bv), 1e-5), 1e-12);
+    close(&vals(&x.layer_norm(None, None, 2, 0.1).unwrap()), &ref_layer_norm(&xv, 8, None, None, 0.1), 1e-12);
+    close(
+        &vals(&x.layer_norm(None, Some(&b), 1, 1e-5).unwrap()),
+        &ref_layer_norm(&xv, 4, None, Some(&bv), 1e-5),
+        1e-12,
+    );
+    // f32 and a non-contiguous input.
+    let xf = x.cast(DType::F32).unwrap().transpose(0, 1).unwrap();
+    let of = xf.layer_norm(None, None, 1, 1e-5).unwrap();
+    assert_eq!(of.dtype(), DType::F32);
+    let xt = vals(&x.transpose(0, 1).unwrap().contiguous().unwrap());
+    close(&vals(&of), &ref_layer_norm(&xt, 4, None, None, 1e-5), 1e-5);
+    let oh = x.cast(DType::F16).unwrap().layer_norm(None, None, 1, 1e-5).unwrap();
+    assert_eq!(oh.dtype(), DType::F16);
+    close(&vals(&oh), &ref_layer_norm(&xv, 4, None, None, 1e-5), 1e-2);
+}
+
+#[test]
+fn layer_norm_gradients() {
+    let (x, w, b) = (randn(&[3, 2, 4], 13), randn(&[4], 14), randn(&[4], 15));
+    check(|t| t[0].layer_norm(Some(&t[1]), Some(&t[2]), 1, 1e-5), &[x.clone(), w.clone(), b.clone()]);
+    check(|t| t[0].layer_norm(None, None, 2, 1e-5), std::slice::from_ref(&x));
+    check(|t| t[0].layer_norm(None, Some(&t[1]), 1, 1e-5), &[x.clone(), b]);
+    let w2 = randn(&[3, 4], 16);
+    check(|t| t[0].permute(&[1, 0, 2])?.layer_norm(Some(&t[1]), None, 2, 1e-3), &[x, w2]);
+}
+
+#[test]
+fn layer_norm_errors() {
+    let x = randn(&[2, 3], 17);
+    let e = x.layer_norm(Some(&randn(&[2], 1)), None, 1, 1e-5).unwrap_err();
+    assert!(matches!(e, Error::ShapeMismatch { arg: "weight", .. }), "{e}");
+    let e = x.layer_norm(None, None, 3, 1e-5).unwrap_err();
+    assert!(matches!(e, Error::OutOfRange { arg: "normalized_ndim", .. }), "{e}");
+    let e = x.layer_norm(None, Some(&randn(&[3], 1).cast(DType::F32).unwrap()), 1, 1e-5).unwrap_err();
+    assert!(matches!(e, Error::InvalidDtype { .. }), "{e}");
+    assert!(e.to_string().contains("layer_norm"), "{e}");
+}
+
+#[test]
+fn batch_norm_training_step_and_running_stats() {
+    // x [N=2, C=2, L=2]
+    let x = t64(&[1.0, 2.0, 10.0, 20.0, 3.0, 4.0, 30.0, 40.0], &[2, 2, 2]);
+    let (w, b) = (t64(&[1.0, 2.0], &[2]), t64(&[0.0, 1.0], &[2]));
+    let (rm, rv) = (t64(&[0.0, 0.0], &[2]), t64(&[1.0, 1.0], &[2]));
+    let (out, nrm, nrv) = x.batch_norm(&w, &b, &rm, &rv, true, 0.1, 1e-5).unwrap();
+    // Channel 0: {1,2,3,4}: mean 2.5, biased var 1.25, unbiased 5/3. Channel 1: {10,20,30,40}: 25, 125, 500/3.
+    close(&vals(&nrm), &[0.25, 2.5], 1e-14);
+    close(&vals(&nrv), &[0.9 + 0.1 * 5.0 / 3.0, 0.9 + 0.1 * 500.0 / 3.0], 1e-14);
+    let (s0, s1) = ((1.25f64 + 1e-5).sqrt(), (125f64 + 1e-5).sqrt());
+    let expect = [
+        (1.0 - 2.5) / s0,
+        (2.0 - 2.5) / s0,
+        2.0 * (10.0 - 25.0) / s1 + 1.0,
+        2.0 * (20.0 - 25.0) / s1 + 1.0,
+        (3.0 - 2.5) / s0,
+        (4.0 - 2.5) / s0,
+        2.0 * (30.0 - 25.0) / s1 + 1.0,
+        2.0 * (40.0 - 25.0) / s1 + 1.0,
+    ];
+    close(&vals(&out), &expect, 1e-12);
+    // Inference uses the running statistics and returns them unchanged.
+    let (out, r1, r2) = x.batch_norm(&w, &b, &nrm, &nrv, false, 0.1, 1e-5).unwrap();
+    close(&vals(&r1), &vals(&nrm), 0.0);
+    close(&vals(&r2), &vals(&nrv), 0.0);
+    let v = vals(&nrv);
+    close(&vals(&out)[..2], &[(1.0 - 0.25) / (v[0] + 1e-5).sqrt(), (2.0 - 0.25) / (v[0] + 1e-5).sqrt()], 1e-12);
+    // f32, 4-D input.
+    let x4 = Tensor::rand_normal(&[4, 3, 2, 5], 1.0, 2.0, DType::F32, Device::Cpu, &mut Generator::new(3)).unwrap();
+    let c3 = |v: f64| Tensor::full(&[3], v, DType::F32, Device::Cpu).unwrap();
+    let (o4, m4, _) = x4.batch_norm(&c3(1.0), &c3(0.0), &c3(0.0), &c3(1.0), true, 1.0, 1e-5).unwrap();
+    assert_eq!(o4.dtype(), DType::F32);
+    // With momentum 1 the new running mean is the batch mean; the output is normalised per channel.
+    let means = vals(&x4.mean(&[0, 2, 3], false).unwrap());
+    close(&vals(&m4), &means, 1e-5);
+    close(&vals(&o4.mean(&[0, 2, 3], false).unwrap()), &[0.0; 3], 1e-5);
+    close(&vals(&o4.var(&[0, 2, 3], 0, false).unwrap()), &[1.0; 3], 1e-4);
+}
+
+#[test]
+fn batch_norm_gradients() {
+    let (x, w, b) = (randn(&[3, 2, 4], 20), randn(&[2], 21), randn(&[2], 22));
+    let (rm, rv) = (randn(&[2], 23), randn(&[2], 24).mul(&randn(&[2], 24)).unwrap().add(&t64(&[0.5], &[1])).unwrap());
+    for training in [true, false] {
+        let (rm, rv) = (rm.clone(), rv.clone());
+        check(
+            move |t| Ok(t[0].batch_norm(&t[1], &t[2], &rm, &rv, training, 0.1, 1e-5)?.0),
+            &[x.clone(), w.clone(), b.clone()],
+        );
+    }
+    // 2-D input and a non-contiguous x.
+    let (rm2, rv2) = (t64(&[0.0; 4], &[4]), t64(&[1.0; 4], &[4]));
+    check(
+        |t| Ok(t[0].transpose(0, 1)?.batch_norm(&t[1], &t[2], &rm2, &rv2, true, 0.1, 1e-5)?.0),
+        &[randn(&[4, 5], 25), randn(&[4], 26), randn(&[4], 27)],
+    );
+}
+
+#[test]
+fn batch_norm_errors() {
+    let x = randn(&[2, 3, 4], 30);
+    let c = |n: usize| t64(&vec![1.0; n], &[n]);
+    let e = x.batch_norm(&c(2), &c(3), &c(3), &c(3), true, 0.1, 1e-5).unwrap_err();
+    assert!(matches!(e, Error::ShapeMismatch { arg: "weight", .. }), "{e}");
+    let e = x.batch_norm(&c(3), &c(3), &c(3), &c(4), true, 0.1, 1e-5).unwrap_err();
+    assert!(matches!(e, Error::ShapeMismatch { arg: "running_var", .. }), "{e}");
+    let e = randn(&[3], 1).batch_norm(&c(3), &c(3), &c(3), &c(3), true, 0.1, 1e-5).unwrap_err();
+    assert!(matches!(e, Error::ShapeMismatch { arg: "x", .. }), "{e}");
+    let one = randn(&[1, 3], 1);
+    let e = one.batch_norm(&c(3), &c(3), &c(3), &c(3), true, 0.1, 1e-5).unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument { arg: "x", .. }), "{e}");
+    assert!(one.batch_norm(&c(3), &c(3), &c(3), &c(3), false, 0.1, 1e-5).is_ok());
+}
+
+#[test]
+fn dropout_is_seeded_scaled_and_differentiable() {
+    let x = Tensor::ones(&[1000], DType::F64, Device::Cpu).unwrap();
+    let a = vals(&x.dropout(0.3, true, 42).unwrap());
+    let b = vals(&x.dropout(0.3, true, 42).unwrap());
+    assert_eq!(a, b);
+    assert_ne!(a, vals(&x.dropout(0.3, true, 43).unwrap()));
+    // The mask is the i-th uniform draw of Generator::new(seed) against p.
+    let mut g = Generator::new(42);
+    for &v in &a {
+        let keep = g.uniform() > 0.3;
+        assert_eq!(v, if keep { 1.0 / 0.7 } else { 0.0 });
+    }
+    let kept = a.iter().filter(|&&v| v != 0.0).count();
+    assert!((600..800).contains(&kept), "{kept}");
+    // Inference, p = 0 and p = 1.
+    assert_eq!(vals(&x.dropout(0.3, false, 42).unwrap()), vec![1.0; 1000]);
+    assert_eq!(vals(&x.dropout(0.0, true, 42).unwrap()), vec![1.0; 1000]);
+    assert_eq!(vals(&x.dropout(1.0, true, 42).unwrap()), vec![0.0; 1000]);
+    // f32 and bf16, non-contiguous: the mask follows the logical row-major order.
+    let y = Tensor::ones(&[40, 30], DType::F32, Device::Cpu).unwrap().transpose(0, 1).unwrap();
+    let yf = y.dropout(0.5, true, 7).unwrap();
+    assert_eq!(yf.dtype(), DType::F32);
+    let ones = Tensor::ones(&[30, 40], DType::F32, Device::Cpu).unwrap();
+    assert_eq!(vals(&yf), vals(&ones.dropout(0.5, true, 7).unwrap()));
+    let yb = y.cast(DType::BF16).unwrap().dropout(0.5, true, 7).unwrap();
+    assert_eq!(vals(&yb), vals(&yf));
+    // Gradient: g · mask / (1 - p).
+    let w = randn(&[5, 7], 31);
+    w.set_requires_grad(true);
+    let out = w.dropout(0.4, true, 9).unwrap();
+    out.sum_all().unwrap().backward().unwrap();
+    let mask: Vec<f64> = vals(&Tensor::ones(&[5, 7], DType::F64, Device::Cpu).unwrap().dropout(0.4, true, 9).unwrap());
+    close(&vals(&w.grad().unwrap().unwrap()), &mask, 1e-15);
+    check(|t| t[0].permute(&[1, 0])?.dropout(0.4, true, 9), &[randn(&[5, 7], 32)]);
+    check(|t| t[0].dropout(0.4, false, 9), &[randn(&[5, 7], 33)]);
+    let e = x.dropout(1.5, true, 1).unwrap_err();
+    assert!(matches!(e, Error::OutOfRange { arg: "p", .. }), "{e}");
+}

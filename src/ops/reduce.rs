@@ -124,9 +124,20 @@ pub static SUM_TO: OpDef = OpDef {
 // Kernel helpers shared by the reduction, nn and loss families.
 
 /// The float types kernels compute in (f16/bf16 are computed in f32).
-pub trait Real: Float + Element + Send + Sync + std::iter::Sum {}
-impl Real for f32 {}
-impl Real for f64 {}
+pub trait Real: Float + Element + Send + Sync + std::iter::Sum {
+    /// 0 (unambiguous: both `Float` and `Element` have a `zero()`).
+    const ZERO: Self;
+    /// 1.
+    const ONE: Self;
+}
+impl Real for f32 {
+    const ZERO: f32 = 0.0;
+    const ONE: f32 = 1.0;
+}
+impl Real for f64 {
+    const ZERO: f64 = 0.0;
+    const ONE: f64 = 1.0;
+}
 
 /// The dtype a float kernel computes in: f64 stays, f32/f16/bf16 run in f32.
 pub fn compute_dtype(dtype: DType) -> DType {
@@ -367,7 +378,7 @@ fn minmax_grad<F: Real>(x: &Tensor, out: &Tensor, g: &Tensor, axes: &[usize]) ->
         let count = s.iter().filter(|&&v| hit(v)).count();
         let share = gs[i] / F::from(count.max(1)).expect("count fits a float");
         for (y, &v) in o.iter_mut().zip(s) {
-            *y = if hit(v) { share } else { <F as Element>::zero() };
+            *y = if hit(v) { share } else { F::ZERO };
         }
     })
 }
@@ -440,7 +451,7 @@ fn prod_grad<F: Real>(x: &Tensor, g: &Tensor, axes: &[usize]) -> Result<Tensor> 
     let gs = elems::<F>(&g)?;
     map_lanes::<F, 1>([x], axes, |i, [s], o| {
         // Product of all other elements = prefix product · suffix product: no division, so zeros are exact.
-        let mut acc = <F as Element>::one();
+        let mut acc = F::ONE;
         for (y, &v) in o.iter_mut().zip(s) {
             *y = acc;
             acc = acc * v;

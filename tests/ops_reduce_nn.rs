@@ -442,3 +442,188 @@ fn dropout_is_seeded_scaled_and_differentiable() {
     let e = x.dropout(1.5, true, 1).unwrap_err();
     assert!(matches!(e, Error::OutOfRange { arg: "p", .. }), "{e}");
 }
+
+// ------------------------------------------------------------------------------------------------
+// Losses
+
+fn idx(v: &[i64], shape: &[usize]) -> Tensor {
+    Tensor::from_slice(v, shape).unwrap()
+}
+
+/// Reference cross-entropy of one row with label smoothing.
+fn ref_ce(row: &[f64], t: usize, eps: f64) -> f64 {
+    let lse = row.iter().map(|x| x.exp()).sum::<f64>().ln();
+    let c = row.len() as f64;
+    (1.0 - eps) * (lse - row[t]) + eps * row.iter().map(|x| lse - x).sum::<f64>() / c
+}
+
+#[test]
+fn cross_entropy_values() {
+    let x = t64(&[1.0, 2.0, 3.0], &[1, 3]);
+    let l = x.cross_entropy(&idx(&[2], &[1])).unwrap();
+    assert_eq!(l.shape(), &[] as &[usize]);
+    close(&[l.item().unwrap()], &[0.40760596444438], 1e-13);
+    // Unbatched [C] with a 0-d target, f32 and f16.
+    let xf = Tensor::from_slice(&[1.0f32, 2.0, 3.0], &[3]).unwrap();
+    let lf = xf.cross_entropy(&idx(&[2], &[])).unwrap();
+    assert_eq!(lf.dtype(), DType::F32);
+    close(&[lf.item().unwrap()], &[0.40760596444438], 1e-6);
+    let lh = xf.cast(DType::F16).unwrap().cross_entropy(&idx(&[0], &[])).unwrap();
+    assert_eq!(lh.dtype(), DType::F16);
+    close(&[lh.item().unwrap()], &[2.40760596444438], 1e-3);
+    // Label smoothing 0.1: 0.9·(lse − x_t) + 0.1·mean_j(lse − x_j).
+    let lse = 3.40760596444438f64;
+    let smooth = 0.9 * (lse - 3.0) + 0.1 * (3.0 * lse - 6.0) / 3.0;
+    let ls = x.cross_entropy_with(&idx(&[2], &[1]), 0.1, -100, "mean").unwrap();
+    close(&[ls.item().unwrap()], &[smooth], 1e-13);
+    // ignore_index: ignored rows contribute 0 and leave the mean's denominator.
+    let big = randn(&[4, 5], 40);
+    let v = vals(&big);
+    let t = idx(&[1, -100, 4, 0], &[4]);
+    let per: Vec<f64> = [(0, 1), (2, 4), (3, 0)].iter().map(|&(r, c)| ref_ce(&v[r * 5..r * 5 + 5], c, 0.2)).collect();
+    let none = vals(&big.cross_entropy_with(&t, 0.2, -100, "none").unwrap());
+    close(&none, &[per[0], 0.0, per[1], per[2]], 1e-12);
+    let mean = big.cross_entropy_with(&t, 0.2, -100, "mean").unwrap().item().unwrap();
+    close(&[mean], &[per.iter().sum::<f64>() / 3.0], 1e-12);
+    let sum = big.cross_entropy_with(&t, 0.2, -100, "sum").unwrap().item().unwrap();
+    close(&[sum], &[per.iter().sum::<f64>()], 1e-12);
+    let custom = big.cross_entropy_with(&idx(&[1, 3, 3, 0], &[4]), 0.0, 3, "mean").unwrap().item().unwrap();
+    close(&[custom], &[(ref_ce(&v[..5], 1, 0.0) + ref_ce(&v[15..], 0, 0.0)) / 2.0], 1e-12);
+    // Stable with huge logits.
+    let huge = t64(&[1000.0, 0.0, -1000.0], &[1, 3]);
+    close(&[huge.cross_entropy(&idx(&[1], &[1])).unwrap().item().unwrap()], &[1000.0], 1e-12);
+    // Spatial [N, C, d]: equals the per-position [N·d, C] problem.
+    let sp = randn(&[2, 3, 4], 41);
+    let st = idx(&[0, 1, 2, 1, 2, 2, 0, -100], &[2, 4]);
+    let flat = sp.permute(&[0, 2, 1]).unwrap().reshape(&[8, 3]).unwrap();
+    let a = vals(&sp.cross_entropy_with(&st, 0.1, -100, "none").unwrap());
+    let b = vals(&flat.cross_entropy_with(&st.reshape(&[8]).unwrap(), 0.1, -100, "none").unwrap());
+    close(&a, &b, 1e-12);
+}
+
+#[test]
+fn cross_entropy_and_nll_gradients() {
+    let x = randn(&[4, 5], 42);
+    let t = idx(&[1, -100, 4, 0], &[4]);
+    for red in ["mean", "sum", "none"] {
+        check(|v| v[0].cross_entropy_with(&t, 0.15, -100, red), std::slice::from_ref(&x));
+    }
+    check(|v| v[0].transpose(0, 1)?.cross_entropy(&idx(&[0, 1, 2, 3, 3], &[5])), std::slice::from_ref(&x));
+    let sp = randn(&[2, 3, 4], 43);
+    let st = idx(&[0, 1, 2, 1, 2, 2, 0, -100], &[2, 4]);
+    check(|v| v[0].cross_entropy_with(&st, 0.1, -100, "mean"), std::slice::from_ref(&sp));
+    check(|v| v[0].log_softmax(1)?.nll_loss(&st), std::slice::from_ref(&sp));
+    check(|v| v[0].nll_loss(&t), std::slice::from_ref(&x));
+    // cross_entropy = nll_loss ∘ log_softmax.
+    let a = x.cross_entropy(&t).unwrap().item().unwrap();
+    let b = x.log_softmax(1).unwrap().nll_loss(&t).unwrap().item().unwrap();
+    close(&[a], &[b], 1e-13);
+}
+
+#[test]
+fn nll_loss_values() {
+    let lp = t64(&[-0.5, -1.0, -2.0, -0.1, -3.0, -0.7], &[2, 3]);
+    close(&[lp.nll_loss(&idx(&[2, 0], &[2])).unwrap().item().unwrap()], &[(2.0 + 0.1) / 2.0], 1e-15);
+    close(&[lp.nll_loss(&idx(&[-100, 1], &[2])).unwrap().item().unwrap()], &[3.0], 1e-15);
+    let i32t = Tensor::from_slice(&[1i32, 2], &[2]).unwrap();
+    close(&[lp.nll_loss(&i32t).unwrap().item().unwrap()], &[(1.0 + 0.7) / 2.0], 1e-15);
+}
+
+#[test]
+fn mse_l1_values_and_gradients() {
+    let (x, y) = (t64(&[1.0, 2.0, 3.0, 4.0], &[2, 2]), t64(&[1.5, 2.0, 1.0, 5.0], &[2, 2]));
+    close(&[x.mse_loss(&y).unwrap().item().unwrap()], &[(0.25 + 0.0 + 4.0 + 1.0) / 4.0], 1e-15);
+    close(&[x.l1_loss(&y).unwrap().item().unwrap()], &[(0.5 + 0.0 + 2.0 + 1.0) / 4.0], 1e-15);
+    let xf = x.cast(DType::BF16).unwrap();
+    let lb = xf.mse_loss(&y.cast(DType::BF16).unwrap()).unwrap();
+    assert_eq!(lb.dtype(), DType::BF16);
+    close(&[lb.item().unwrap()], &[1.3125], 1e-2);
+    // l1's gradient at a zero difference is 0 (sign(0)).
+    x.set_requires_grad(true);
+    x.l1_loss(&y).unwrap().backward().unwrap();
+    close(&vals(&x.grad().unwrap().unwrap()), &[-0.25, 0.0, 0.25, -0.25], 1e-15);
+    let (a, b) = (randn(&[3, 4], 50), randn(&[3, 4], 51));
+    check(|v| v[0].mse_loss(&v[1]), &[a.clone(), b.clone()]);
+    check(|v| v[0].l1_loss(&v[1]), &[a.clone(), b.clone()]);
+    check(|v| v[0].transpose(0, 1)?.mse_loss(&v[1].transpose(0, 1)?), &[a.clone(), b.clone()]);
+    let none = |op: &str, v: &[Tensor]| {
+        deepseek::ops::call_named(op, &[&v[0], &v[1]], &[("reduction", deepseek::ops::Attr::Str("none".into()))])
+            .map(|mut o| o.remove(0))
+    };
+    check(|v| none("mse_loss", v), &[a.clone(), b.clone()]);
+    check(|v| none("l1_loss", v), &[a.clone(), b.clone()]);
+    let s = deepseek::ops::call_named("mse_loss", &[&a, &b], &[("reduction", deepseek::ops::Attr::Str("sum".into()))])
+        .unwrap()
+        .remove(0);
+    close(&[s.item().unwrap()], &[a.mse_loss(&b).unwrap().item().unwrap() * 12.0], 1e-12);
+}
+
+fn ref_bce(x: f64, y: f64, p: f64) -> f64 {
+    let s = 1.0 / (1.0 + (-x).exp());
+    -(p * y * s.ln() + (1.0 - y) * (1.0 - s).ln())
+}
+
+#[test]
+fn bce_with_logits_values_and_gradients() {
+    let x = t64(&[0.5, -1.0, 2.0, -3.0], &[2, 2]);
+    let y = t64(&[1.0, 0.0, 0.3, 1.0], &[2, 2]);
+    let (xv, yv) = (vals(&x), vals(&y));
+    let expect: f64 = (0..4).map(|i| ref_bce(xv[i], yv[i], 1.0)).sum::<f64>() / 4.0;
+    close(&[x.bce_with_logits(&y).unwrap().item().unwrap()], &[expect], 1e-13);
+    // Stable for large logits: log(1 + e^-1000) does not overflow.
+    let big = t64(&[1000.0, -1000.0], &[2]);
+    let l = big.bce_with_logits(&t64(&[0.0, 0.0], &[2])).unwrap().item().unwrap();
+    close(&[l], &[500.0], 1e-12);
+    // pos_weight [2] broadcast over the last dim.
+    let pw = t64(&[2.0, 0.5], &[2]);
+    let call = |v: &[Tensor], red: &str| {
+        let ins: Vec<&Tensor> = v.iter().collect();
+        deepseek::ops::call_named(
+            "binary_cross_entropy_with_logits",
+            &ins,
+            &[("reduction", deepseek::ops::Attr::Str(red.into()))],
+        )
+        .map(|mut o| o.remove(0))
+    };
+    let got = vals(&call(&[x.clone(), y.clone(), pw.clone()], "none").unwrap());
+    let want: Vec<f64> = (0..4).map(|i| ref_bce(xv[i], yv[i], [2.0, 0.5][i % 2])).collect();
+    close(&got, &want, 1e-13);
+    let f = x.cast(DType::F32).unwrap().bce_with_logits(&y.cast(DType::F32).unwrap()).unwrap();
+    assert_eq!(f.dtype(), DType::F32);
+    close(&[f.item().unwrap()], &[expect], 1e-6);
+    let (a, b) = (
+        randn(&[3, 4], 60),
+        Tensor::rand_uniform(&[3, 4], 0.0, 1.0, DType::F64, Device::Cpu, &mut Generator::new(61)).unwrap(),
+    );
+    check(|v| v[0].bce_with_logits(&v[1]), &[a.clone(), b.clone()]);
+    let pw = Tensor::rand_uniform(&[4], 0.5, 2.0, DType::F64, Device::Cpu, &mut Generator::new(62)).unwrap();
+    for red in ["mean", "sum", "none"] {
+        check(|v| call(v, red), &[a.clone(), b.clone(), pw.clone()]);
+    }
+    check(|v| call(&[v[0].transpose(0, 1)?, v[1].transpose(0, 1)?], "sum"), &[a, b]);
+}
+
+#[test]
+fn loss_errors_name_the_argument() {
+    let x = randn(&[2, 3], 70);
+    let e = x.cross_entropy(&idx(&[0, 3], &[2])).unwrap_err();
+    assert!(matches!(e, Error::OutOfRange { arg: "target", .. }), "{e}");
+    assert!(e.to_string().contains("cross_entropy"), "{e}");
+    let e = x.cross_entropy(&idx(&[0, 1, 2], &[3])).unwrap_err();
+    assert!(matches!(e, Error::ShapeMismatch { arg: "target", .. }), "{e}");
+    let e = x.cross_entropy(&t64(&[0.0, 1.0], &[2])).unwrap_err();
+    assert!(matches!(e, Error::InvalidDtype { arg: "target", .. }), "{e}");
+    let e = x.cross_entropy_with(&idx(&[0, 1], &[2]), 1.5, -100, "mean").unwrap_err();
+    assert!(matches!(e, Error::OutOfRange { arg: "label_smoothing", .. }), "{e}");
+    let e = x.cross_entropy_with(&idx(&[0, 1], &[2]), 0.0, -100, "avg").unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument { arg: "reduction", .. }), "{e}");
+    let e = x.mse_loss(&randn(&[3, 2], 1)).unwrap_err();
+    assert!(matches!(e, Error::ShapeMismatch { arg: "target", .. }), "{e}");
+    let e = x.l1_loss(&x.cast(DType::F32).unwrap()).unwrap_err();
+    assert!(matches!(e, Error::InvalidDtype { arg: "target", .. }), "{e}");
+    let i = idx(&[1, 2], &[2]);
+    let e = i.bce_with_logits(&i).unwrap_err();
+    assert!(matches!(e, Error::InvalidDtype { arg: "input", .. }), "{e}");
+    let e = deepseek::ops::call_named("binary_cross_entropy_with_logits", &[&x, &x, &randn(&[2], 1)], &[]).unwrap_err();
+    assert!(matches!(e, Error::ShapeMismatch { arg: "pos_weight", .. }), "{e}");
+}

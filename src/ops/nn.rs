@@ -165,7 +165,7 @@ fn check_layer_norm(ctx: &InferCtx, names: &[&'static str]) -> Result<usize> {
         ));
     }
     let eps = ctx.attrs.float("eps");
-    if !(eps >= 0.0) {
+    if eps.is_nan() || eps < 0.0 {
         return Err(Error::range("eps", format!("{}: eps must be >= 0, given {eps}", ctx.op)));
     }
     let norm = &x.shape[x.shape.len() - k as usize..];
@@ -319,7 +319,7 @@ fn layer_norm_grad<F: Real>(x: &Tensor, g: &Tensor, w: Option<&Tensor>, k: usize
         }
     })?;
     let (xs, gs) = (elems::<F>(&x)?, elems::<F>(&g)?);
-    let rows = if d == 0 { 0 } else { xs.len() / d };
+    let rows = xs.len().checked_div(d).unwrap_or(0);
     let sums = fold_rows::<F>(rows, 2 * d, xs.len(), |r, acc| {
         let (xr, gr) = (&xs[r * d..(r + 1) * d], &gs[r * d..(r + 1) * d]);
         let (mean, rstd) = row_stats(xr, eps);
@@ -399,7 +399,7 @@ fn check_batch_norm(ctx: &InferCtx, first: usize, names: &[&'static str]) -> Res
         return Err(Error::shape("x", format!("{}: x must be [N, C, ...], given {:?}", ctx.op, x.shape)));
     }
     let eps = ctx.attrs.float("eps");
-    if !(eps >= 0.0) {
+    if eps.is_nan() || eps < 0.0 {
         return Err(Error::range("eps", format!("{}: eps must be >= 0, given {eps}", ctx.op)));
     }
     let c = x.shape[1];

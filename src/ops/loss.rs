@@ -2,7 +2,7 @@
 
 use super::binary::unbroadcast;
 use super::dispatch::{attrs_of, call1};
-use super::reduce::{Real, compute_dtype, elems, fill_rows, packed};
+use super::reduce::{Real, compute_dtype, elems, fill_indexed, fill_rows, packed};
 use super::util::{broadcast_shapes, emit0, one, require_float};
 use super::{
     ArgSpec, Attr, AttrDefault, AttrKind, AttrSpec, Attrs, Emitter, GradCtx, GradVal, InferCtx, Meta, OpDef, OpKind,
@@ -124,7 +124,7 @@ fn pair_loss<F: Real>(x: &Tensor, y: &Tensor, r: Reduction, f: impl Fn(F) -> F +
     let (xp, yp) = (packed(x, F::DTYPE)?, packed(y, F::DTYPE)?);
     let (xs, ys) = (elems::<F>(&xp)?, elems::<F>(&yp)?);
     let mut losses = vec![F::ZERO; xs.len()];
-    fill_rows(&mut losses, 1, |i, o| o[0] = f(xs[i] - ys[i]));
+    fill_indexed(&mut losses, |i| f(xs[i] - ys[i]));
     finish(losses, x.shape(), r, xs.len(), x.dtype())
 }
 
@@ -186,7 +186,7 @@ fn l1_grad<F: Real>(x: &Tensor, y: &Tensor, g: &Tensor, r: Reduction) -> Result<
     let (g, scale) = grad_weights::<F>(g, r, xs.len())?;
     let gs = elems::<F>(&g)?;
     new_host::<F>(x.shape(), |o| {
-        fill_rows(o, 1, |i, v| {
+        fill_indexed(o, |i| {
             let d = xs[i] - ys[i];
             // sign(0) = 0, as PyTorch; NaN stays NaN.
             let s = if d > F::ZERO {
@@ -199,7 +199,7 @@ fn l1_grad<F: Real>(x: &Tensor, y: &Tensor, g: &Tensor, r: Reduction) -> Result<
                 F::ZERO
             };
             let w = if r == Reduction::None { gs[i] } else { scale };
-            v[0] = s * w;
+            s * w
         })
     })?
     .raw_cast(x.dtype())
@@ -571,11 +571,11 @@ fn bce_loss<F: Real>(x: &Tensor, y: &Tensor, p: Option<&Tensor>, r: Reduction) -
     let (xs, ys) = (elems::<F>(&xp)?, elems::<F>(&yp)?);
     let ps = pp.as_ref().map(elems::<F>).transpose()?;
     let mut losses = vec![F::ZERO; xs.len()];
-    fill_rows(&mut losses, 1, |i, o| {
+    fill_indexed(&mut losses, |i| {
         let (xv, yv) = (xs[i], ys[i]);
         // (1 − y) x + (1 + (p − 1) y) · softplus(−x); with p = 1 this is max(x,0) − x y + ln(1 + e^{−|x|}).
         let lw = ps.map_or(F::ONE, |p| F::ONE + (p[i] - F::ONE) * yv);
-        o[0] = (F::ONE - yv) * xv + lw * softplus_neg(xv);
+        (F::ONE - yv) * xv + lw * softplus_neg(xv)
     });
     finish(losses, x.shape(), r, xs.len(), x.dtype())
 }
@@ -627,17 +627,16 @@ fn bce_grad<F: Real>(x: &Tensor, y: &Tensor, g: &Tensor, p: Option<&Tensor>, r: 
     let sig_neg = |v: F| if v >= F::ZERO { (-v).exp() / (F::ONE + (-v).exp()) } else { F::ONE / (F::ONE + v.exp()) };
     let pv = |i: usize| ps.map_or(F::ONE, |p| p[i]);
     let gx = new_host::<F>(x.shape(), |o| {
-        fill_rows(o, 1, |i, v| {
+        fill_indexed(o, |i| {
             let lw = F::ONE + (pv(i) - F::ONE) * ys[i];
-            v[0] = w(i) * ((F::ONE - ys[i]) - lw * sig_neg(xs[i]));
+            w(i) * ((F::ONE - ys[i]) - lw * sig_neg(xs[i]))
         })
     })?;
-    let gy = new_host::<F>(x.shape(), |o| {
-        fill_rows(o, 1, |i, v| v[0] = w(i) * ((pv(i) - F::ONE) * softplus_neg(xs[i]) - xs[i]))
-    })?;
+    let gy =
+        new_host::<F>(x.shape(), |o| fill_indexed(o, |i| w(i) * ((pv(i) - F::ONE) * softplus_neg(xs[i]) - xs[i])))?;
     let mut out = vec![gx, gy];
     if ps.is_some() {
-        out.push(new_host::<F>(x.shape(), |o| fill_rows(o, 1, |i, v| v[0] = w(i) * ys[i] * softplus_neg(xs[i])))?);
+        out.push(new_host::<F>(x.shape(), |o| fill_indexed(o, |i| w(i) * ys[i] * softplus_neg(xs[i])))?);
     }
     out.into_iter().map(|t| t.raw_cast(x.dtype())).collect()
 }

@@ -1,13 +1,14 @@
 //! Neural-net ops: softmax, log_softmax, layer_norm, batch_norm, dropout.
 
 use super::dispatch::{attrs_of, call, call1};
-use super::reduce::{Real, compute_dtype, elems, fill_rows, map_lanes, packed};
+use super::reduce::{Real, compute_dtype, elems, fill_indexed, fill_rows, map_lanes, packed};
 use super::util::{emit0, one, require_float};
 use super::{
     ArgSpec, Attr, AttrDefault, AttrKind, AttrSpec, Emitter, ForwardCtx, GradCtx, GradVal, InferCtx, Meta, OpDef,
     OpKind, Val,
 };
 use crate::backend::cpu::elementwise::new_host;
+use crate::backend::cpu::reduce::sum_slice;
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::rng::Generator;
@@ -189,7 +190,7 @@ fn check_layer_norm(ctx: &InferCtx, names: &[&'static str]) -> Result<usize> {
 /// Mean and 1/sqrt(biased variance + eps) of a row.
 fn row_stats<F: Real>(s: &[F], eps: F) -> (F, F) {
     let n = F::from(s.len()).expect("fits");
-    let mean = s.iter().fold(F::ZERO, |a, &v| a + v) / n;
+    let mean = sum_slice(s) / n;
     let var = s.iter().fold(F::ZERO, |a, &v| a + (v - mean) * (v - mean)) / n;
     (mean, F::ONE / (var + eps).sqrt())
 }
@@ -424,9 +425,10 @@ fn check_batch_norm(ctx: &InferCtx, first: usize, names: &[&'static str]) -> Res
 fn channel_stats<F: Real>(xs: &[F], n: usize, c: usize, s: usize) -> Vec<(F, F)> {
     let m = F::from(n * s).expect("fits");
     let stat = |ch: usize| {
-        let lanes = || (0..n).flat_map(move |i| xs[(i * c + ch) * s..(i * c + ch + 1) * s].iter().copied());
-        let mean = lanes().fold(F::ZERO, |a, v| a + v) / m;
-        let var = lanes().fold(F::ZERO, |a, v| a + (v - mean) * (v - mean)) / m;
+        let lane = |i: usize| &xs[(i * c + ch) * s..(i * c + ch + 1) * s];
+        let mean = (0..n).fold(F::ZERO, |a, i| a + sum_slice(lane(i))) / m;
+        let var =
+            (0..n).fold(F::ZERO, |a, i| a + lane(i).iter().fold(F::ZERO, |b, &v| b + (v - mean) * (v - mean))) / m;
         (mean, var)
     };
     if xs.len() < PARALLEL_THRESHOLD {
@@ -624,9 +626,7 @@ fn dropout_kernel<F: Real>(x: &Tensor, p: f64, seed: u64) -> Result<Tensor> {
     let threshold = (p * (1u64 << 53) as f64).floor() as u64;
     // p = 1 drops everything; 1/(1-p) would be infinite.
     let scale = if p < 1.0 { F::from(1.0 / (1.0 - p)).expect("fits") } else { F::ZERO };
-    new_host::<F>(x.shape(), |o| {
-        fill_rows(o, 1, |i, y| y[0] = if kept(seed, i, threshold) { xs[i] * scale } else { F::ZERO })
-    })
+    new_host::<F>(x.shape(), |o| fill_indexed(o, |i| if kept(seed, i, threshold) { xs[i] * scale } else { F::ZERO }))
 }
 
 /// Inverted dropout with a seeded, reproducible mask.

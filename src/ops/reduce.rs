@@ -6,7 +6,7 @@ use super::{
     ArgSpec, Attr, AttrDefault, AttrKind, AttrSpec, Attrs, Emitter, ForwardCtx, GradCtx, GradVal, InferCtx, Meta,
     OpDef, OpKind, Val,
 };
-use crate::backend::cpu::elementwise::{host_slice, new_host};
+use crate::backend::cpu::elementwise::{host_slice, new_host, par_chunks};
 use crate::backend::cpu::reduce::{reduce_runs, sum_slice};
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
@@ -179,6 +179,11 @@ pub fn fill_rows<U: Send>(out: &mut [U], row: usize, f: impl Fn(usize, &mut [U])
         let per = (WORK_CHUNK / row).max(1);
         install(|| out.par_chunks_mut(per * row).enumerate().for_each(|(c, o)| body(c * per, o)));
     }
+}
+
+/// Sets `out[i] = f(i)` for every index, in parallel chunks when large.
+pub fn fill_indexed<U: Send>(out: &mut [U], f: impl Fn(usize) -> U + Sync + Send) {
+    par_chunks(out, |start, o| o.iter_mut().enumerate().for_each(|(k, y)| *y = f(start + k)));
 }
 
 /// Maps runs ("lanes") along `axes` (sorted, distinct) of same-shape inputs to an output of

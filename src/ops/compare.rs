@@ -46,6 +46,8 @@ macro_rules! compare_kernel {
 macro_rules! compare_op {
     ($(#[$m:meta])* $NAME:ident, $name:literal, $doc:literal, $x:ident, $y:ident => $body:expr) => {
         $(#[$m])*
+        // The one generic body also serves bool tensors (false < true), which clippy would rewrite.
+        #[allow(clippy::bool_comparison)]
         pub static $NAME: OpDef = OpDef {
             name: $name,
             kind: OpKind::Broadcast,

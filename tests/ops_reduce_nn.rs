@@ -627,3 +627,50 @@ fn loss_errors_name_the_argument() {
     let e = deepseek::ops::call_named("binary_cross_entropy_with_logits", &[&x, &x, &randn(&[2], 1)], &[]).unwrap_err();
     assert!(matches!(e, Error::ShapeMismatch { arg: "pos_weight", .. }), "{e}");
 }
+
+#[test]
+fn large_inputs_take_the_parallel_paths() {
+    // softmax over a non-innermost axis, 300·257 elements.
+    let x = Tensor::rand_uniform(&[300, 257], -3.0, 3.0, DType::F32, Device::Cpu, &mut Generator::new(80)).unwrap();
+    let v = vals(&x);
+    let s = vals(&x.softmax(0).unwrap());
+    for j in [0usize, 131, 256] {
+        let z: f64 = (0..300).map(|i| v[i * 257 + j].exp()).sum();
+        close(&[s[7 * 257 + j]], &[v[7 * 257 + j].exp() / z], 1e-5);
+    }
+    // dropout: the mask of element i is the i-th draw, also across parallel chunks.
+    let ones = Tensor::ones(&[70000], DType::F32, Device::Cpu).unwrap();
+    let d = vals(&ones.dropout(0.25, true, 5).unwrap());
+    let mut g = Generator::new(5);
+    assert!(d.iter().all(|&o| o == if g.uniform() > 0.25 { (1.0f64 / 0.75) as f32 as f64 } else { 0.0 }));
+    // layer_norm weight/bias gradients summed over 200 rows of 200 (parallel fold).
+    let y = randn(&[200, 200], 81);
+    let (w, b) = (randn(&[200], 82), randn(&[200], 83));
+    for t in [&y, &w, &b] {
+        t.set_requires_grad(true);
+    }
+    let out = y.layer_norm(Some(&w), Some(&b), 1, 1e-5).unwrap();
+    out.sum_all().unwrap().backward().unwrap();
+    close(&vals(&b.grad().unwrap().unwrap()), &[200.0; 200], 1e-12);
+    let normed = vals(&y.detach().layer_norm(None, None, 1, 1e-5).unwrap());
+    let gw: Vec<f64> = (0..200).map(|j| (0..200).map(|i| normed[i * 200 + j]).sum()).collect();
+    close(&vals(&w.grad().unwrap().unwrap()), &gw, 1e-10);
+    // batch_norm over 64·4·160 elements: Σ x̂² = M per channel.
+    let z = randn(&[64, 4, 160], 84);
+    let (bw, bb) = (t64(&[1.0; 4], &[4]), t64(&[0.0; 4], &[4]));
+    for t in [&z, &bw, &bb] {
+        t.set_requires_grad(true);
+    }
+    let (o, _, _) = z.batch_norm(&bw, &bb, &t64(&[0.0; 4], &[4]), &t64(&[1.0; 4], &[4]), true, 0.1, 0.0).unwrap();
+    o.mul(&o).unwrap().sum_all().unwrap().backward().unwrap();
+    close(&vals(&bw.grad().unwrap().unwrap()), &[2.0 * 10240.0; 4], 1e-9);
+    close(&vals(&bb.grad().unwrap().unwrap()), &[0.0; 4], 1e-9);
+    // cross_entropy over 20000 samples.
+    let logits = randn(&[20000, 3], 85);
+    let lv = vals(&logits);
+    let tv: Vec<i64> = (0..20000).map(|i| (i % 3) as i64).collect();
+    let per = vals(&logits.cross_entropy_with(&idx(&tv, &[20000]), 0.0, -100, "none").unwrap());
+    for i in [0usize, 9999, 19999] {
+        close(&[per[i]], &[ref_ce(&lv[i * 3..i * 3 + 3], i % 3, 0.0)], 1e-12);
+    }
+}

@@ -11,7 +11,7 @@ export DEEPSEEK_REQUIRE_NVRTC := 1
 
 CC := gcc
 CFLAGS := -std=c11 -Wall -Wextra -pedantic -Werror -O1 -g -Iinclude
-LINK_SO := -L$(RELEASE) -ldeepseek -Wl,-rpath,$(CURDIR)/$(RELEASE) -lpthread
+LINK_SO := -L$(RELEASE) -ldeepseek -Wl,-rpath,$(CURDIR)/$(RELEASE) -lpthread -lm
 LINK_A := $(RELEASE)/libdeepseek.a -ldl -lgcc_s -lutil -lrt -lpthread -lm -lc
 VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite
 
@@ -63,5 +63,5 @@ mlp-check: build/examples/mlp_train
 exports: lib
 	scripts/check_exports.sh $(RELEASE)/libdeepseek.so
 
-test: lint rust-tests c-tests exports demo
+test: lint rust-tests c-tests mlp-check exports demo
 	@echo "make test: all suites passed"

@@ -517,3 +517,34 @@ fn pooling_errors_name_the_argument() {
             .unwrap_err();
     assert!(matches!(e, Error::ShapeMismatch { arg: "g", .. }), "{e}");
 }
+
+#[test]
+fn large_linear_takes_the_packed_transpose_path() {
+    // rows >= 32 and out*in >= 4096: the weight is transposed into a packed buffer first.
+    let (x, w, b) = (randn(&[40, 70], 21), randn(&[90, 70], 22), randn(&[90], 23));
+    let (xw, _) = ref_matmul(&vals(&x), x.shape(), &vals(&w.transpose(0, 1).unwrap()), &[70, 90]);
+    let bv = vals(&b);
+    let want: Vec<f64> = xw.iter().enumerate().map(|(i, v)| v + bv[i % 90]).collect();
+    close(&vals(&x.linear(&w, Some(&b)).unwrap()), &want, 1e-12);
+    let f32s = |t: &Tensor| t.cast(DType::F32).unwrap();
+    close(&vals(&f32s(&x).linear(&f32s(&w), Some(&f32s(&b))).unwrap()), &want, 1e-5);
+}
+
+#[test]
+fn gradients_skip_inputs_that_need_none() {
+    // x is data: only the weight and bias get gradients, and they match the full computation.
+    let (x, w, b) = (randn(&[6, 5], 31), randn(&[4, 5], 32), randn(&[4], 33));
+    w.set_requires_grad(true);
+    b.set_requires_grad(true);
+    x.linear(&w, Some(&b)).unwrap().sum_all().unwrap().backward().unwrap();
+    assert!(x.grad().unwrap().is_none());
+    let gw = vals(&w.grad().unwrap().unwrap());
+    let colsum: Vec<f64> = (0..5).map(|j| (0..6).map(|i| vals(&x)[i * 5 + j]).sum()).collect();
+    close(&gw, &(0..20).map(|k| colsum[k % 5]).collect::<Vec<_>>(), 1e-12);
+    assert_eq!(vals(&b.grad().unwrap().unwrap()), vec![6.0; 4]);
+    // matmul with a data left operand.
+    let w2 = randn(&[5, 3], 34);
+    w2.set_requires_grad(true);
+    x.matmul(&w2).unwrap().sum_all().unwrap().backward().unwrap();
+    close(&vals(&w2.grad().unwrap().unwrap()), &(0..15).map(|k| colsum[k / 3]).collect::<Vec<_>>(), 1e-12);
+}

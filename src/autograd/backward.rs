@@ -104,7 +104,9 @@ pub fn backward_with(root: &Tensor, seed: Option<&Tensor>, retain_graph: bool) -
         let outputs: Vec<Val> = saved.outputs.iter().map(|t| em.push(t.clone())).collect();
         let grads: Vec<Option<Val>> =
             (0..outputs.len()).map(|i| out_grads.get(i).cloned().flatten().map(|g| em.push(g))).collect();
-        let ctx = GradCtx { inputs: &inputs, outputs: &outputs, grads: &grads, attrs: &n.attrs };
+        let needs_grad: Vec<bool> = n.edges.iter().map(|e| !matches!(e, Edge::None)).collect();
+        let ctx =
+            GradCtx { inputs: &inputs, outputs: &outputs, grads: &grads, attrs: &n.attrs, needs_grad: &needs_grad };
         let in_grads = rule(&mut em, &ctx)?;
         if in_grads.len() != n.edges.len() {
             return Err(Error::Internal(format!(

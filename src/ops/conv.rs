@@ -372,9 +372,14 @@ fn reattr(op: &'static OpDef, attrs: &Attrs) -> Result<Attrs> {
 
 fn conv_backward(e: &mut dyn Emitter, c: &GradCtx) -> Result<Vec<Option<GradVal>>> {
     let (x, w, g) = (c.inputs[0], c.inputs[1], c.grads[0].expect("conv2d has one output"));
-    let gx = e.op(&CONV2D_BACKWARD_INPUT, &[g, w, x], reattr(&CONV2D_BACKWARD_INPUT, c.attrs)?)?;
+    // Skip the col2im pass for a first layer's input (data wants no gradient).
+    let gx = if c.needs(0) {
+        dense(e.op(&CONV2D_BACKWARD_INPUT, &[g, w, x], reattr(&CONV2D_BACKWARD_INPUT, c.attrs)?)?)
+    } else {
+        None
+    };
     let gw = e.op(&CONV2D_BACKWARD_WEIGHT, &[g, x, w], reattr(&CONV2D_BACKWARD_WEIGHT, c.attrs)?)?;
-    let mut grads = vec![dense(gx), dense(gw)];
+    let mut grads = vec![gx, dense(gw)];
     if c.inputs.len() > 2 {
         let sum = &super::reduce::SUM;
         let attrs = attrs_of(sum, &[("axes", Attr::Ints(vec![0, 2, 3])), ("keepdim", Attr::Bool(false))])?;

@@ -158,6 +158,16 @@ pub struct GradCtx<'a> {
     pub grads: &'a [Option<Val>],
     /// The forward call's attributes.
     pub attrs: &'a Attrs,
+    /// Which inputs want a gradient; rules may skip the work for the others (their result
+    /// is dropped either way). Empty means all.
+    pub needs_grad: &'a [bool],
+}
+
+impl GradCtx<'_> {
+    /// Whether input `i` wants a gradient (rules skip costly ones that nobody reads).
+    pub fn needs(&self, i: usize) -> bool {
+        self.needs_grad.get(i).copied().unwrap_or(true)
+    }
 }
 
 /// Shape and dtype inference.

@@ -6,7 +6,7 @@ use super::movement::{TRANSPOSE, emit_reshape};
 use super::util::{broadcast_shapes, emit0, one, require_float, require_numeric, same_dtype};
 use super::{ArgSpec, Attr, Attrs, Emitter, ForwardCtx, GradVal, InferCtx, Meta, OpDef, OpKind, Val};
 use crate::backend::cpu::elementwise::{host_slice, new_host};
-use crate::backend::cpu::gemm::{GemmFloat, GemmInt, MatView, gemm_into, int_matmul_into};
+use crate::backend::cpu::gemm::{GemmFloat, GemmInt, MatView, gemm_into, int_matmul_into, transpose_into};
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::runtime::{PARALLEL_THRESHOLD, install, num_threads};
@@ -193,19 +193,24 @@ fn matmul_backward(e: &mut dyn Emitter, c: &super::GradCtx) -> Result<Vec<Option
     let mut gshape = broadcast_shapes("matmul", &pa[..pa.len() - 2], &pb[..pb.len() - 2])?;
     gshape.extend([pa[pa.len() - 2], pb[pb.len() - 1]]);
     let g2 = if e.meta(g).shape != gshape { emit_reshape(e, g, &gshape)? } else { g };
-    let bt = emit_t(e, b2)?;
-    let ga = emit0(e, &MATMUL, &[g2, bt])?;
-    let mut ga = unbroadcast(e, ga, a2)?;
-    if sa.len() == 1 {
-        ga = emit_reshape(e, ga, &sa)?;
-    }
-    let at = emit_t(e, a2)?;
-    let gb = emit0(e, &MATMUL, &[at, g2])?;
-    let mut gb = unbroadcast(e, gb, b2)?;
-    if sb.len() == 1 {
-        gb = emit_reshape(e, gb, &sb)?;
-    }
-    Ok(vec![dense(ga), dense(gb)])
+    // Each product is skipped when its input wants no gradient (data, frozen weights).
+    let ga = if c.needs(0) {
+        let bt = emit_t(e, b2)?;
+        let ga = emit0(e, &MATMUL, &[g2, bt])?;
+        let ga = unbroadcast(e, ga, a2)?;
+        Some(if sa.len() == 1 { emit_reshape(e, ga, &sa)? } else { ga })
+    } else {
+        None
+    };
+    let gb = if c.needs(1) {
+        let at = emit_t(e, a2)?;
+        let gb = emit0(e, &MATMUL, &[at, g2])?;
+        let gb = unbroadcast(e, gb, b2)?;
+        Some(if sb.len() == 1 { emit_reshape(e, gb, &sb)? } else { gb })
+    } else {
+        None
+    };
+    Ok(vec![ga.and_then(dense), gb.and_then(dense)])
 }
 
 /// Matrix product with NumPy rules.
@@ -295,8 +300,19 @@ fn linear_f<T: GemmFloat>(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, out_sha
     let rows: usize = x.shape()[..x.ndim() - 1].iter().product();
     let x2 = x.raw_reshape(&[rows as i64, inf as i64])?;
     let xv = MatView::new(x2.layout().offset(), x2.strides()[0], x2.strides()[1]);
-    let wv = MatView::new(w.layout().offset(), w.strides()[0], w.strides()[1]).t();
-    let (xs, ws) = (host_slice::<T>(&x2)?, host_slice::<T>(w)?);
+    let mut wv = MatView::new(w.layout().offset(), w.strides()[0], w.strides()[1]).t();
+    let mut ws = host_slice::<T>(w)?;
+    // gemm reads a packed [in, out] operand much faster than Wᵀ through strides; when the
+    // product is big enough for that to matter, transpose a packed W once.
+    // (A tensor, not a Vec: the caching allocator recycles it, a fresh Vec would page-fault.)
+    let packed_t;
+    if w.is_contiguous() && rows >= 32 && outf * inf >= 4096 {
+        let src = &ws[w.layout().offset()..w.layout().offset() + outf * inf];
+        packed_t = new_host::<T>(&[inf, outf], |t| transpose_into(src, outf, inf, t))?;
+        ws = host_slice::<T>(&packed_t)?;
+        wv = MatView::new(packed_t.layout().offset(), outf, 1);
+    }
+    let xs = host_slice::<T>(&x2)?;
     let bias = match bias {
         Some(b) => Some((host_slice::<T>(b)?, b.layout().offset(), b.strides()[0])),
         None => None,
@@ -344,14 +360,15 @@ pub static LINEAR: OpDef = OpDef {
     forward: linear_forward,
     backward: Some(|e, c| {
         let (x, w, g) = (c.inputs[0], c.inputs[1], c.grads[0].expect("linear has one output"));
-        let gx = emit0(e, &MATMUL, &[g, w])?;
+        // The input of a first layer is data: skip its (full-size) product.
+        let gx = if c.needs(0) { Some(emit0(e, &MATMUL, &[g, w])?) } else { None };
         let (sx, sw) = (e.meta(x).shape, e.meta(w).shape);
         let rows: usize = sx[..sx.len() - 1].iter().product();
         let g2 = emit_reshape(e, g, &[rows, sw[0]])?;
         let x2 = emit_reshape(e, x, &[rows, sw[1]])?;
         let g2t = emit_t(e, g2)?;
         let gw = emit0(e, &MATMUL, &[g2t, x2])?;
-        let mut grads = vec![dense(gx), dense(gw)];
+        let mut grads = vec![gx.and_then(dense), dense(gw)];
         if let Some(&b) = c.inputs.get(2) {
             grads.push(dense(unbroadcast(e, g, b)?));
         }

@@ -7,7 +7,7 @@ use super::{
     OpDef, OpKind, Val,
 };
 use crate::backend::cpu::elementwise::{host_slice, new_host, par_chunks};
-use crate::backend::cpu::reduce::{reduce_runs, sum_slice};
+use crate::backend::cpu::reduce::{reduce_runs, sum_leading, sum_slice};
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::runtime::{PARALLEL_THRESHOLD, install};
@@ -40,6 +40,16 @@ pub fn infer_reduce(ctx: &InferCtx) -> Result<Vec<Meta>> {
 
 /// Sums `x` over `axes` (the kept dimensions in order), for any numeric dtype.
 pub fn sum_axes(x: &Tensor, axes: &[usize]) -> Result<Tensor> {
+    // Leading axes of a packed tensor with rows wide enough to vectorise: add rows.
+    let leading = !axes.is_empty() && axes.iter().enumerate().all(|(i, &a)| a == i);
+    let width: usize = x.shape()[axes.len().min(x.ndim())..].iter().product();
+    if leading && width >= 16 && x.layout().is_contiguous() {
+        match x.dtype() {
+            DType::F32 => return sum_leading::<f32>(x, axes.len()),
+            DType::F64 => return sum_leading::<f64>(x, axes.len()),
+            _ => {}
+        }
+    }
     match x.dtype() {
         DType::F32 => reduce_runs::<f32, f32>(x, axes, sum_slice),
         DType::F64 => reduce_runs::<f64, f64>(x, axes, sum_slice),

@@ -116,6 +116,37 @@ pub fn gemm_into<T: GemmFloat>(
     Ok(())
 }
 
+/// Writes the transpose of the `rows` × `cols` row-major matrix `src` to `dst` (`cols` ×
+/// `rows`, row-major), in 32 × 32 tiles so both sides stay in cache, parallel over tile rows.
+/// gemm multiplies a packed `[k, n]` right operand about 1.5× faster than a transposed view,
+/// so linear layers pay this copy once per call instead.
+pub fn transpose_into<T: Copy + Send + Sync>(src: &[T], rows: usize, cols: usize, dst: &mut [T]) {
+    const TILE: usize = 32;
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    let tile_rows = |c0: usize, out: &mut [T]| {
+        // `out` holds dst rows c0.. (one tile row of the transpose).
+        let c1 = (c0 + TILE).min(cols);
+        for r0 in (0..rows).step_by(TILE) {
+            let r1 = (r0 + TILE).min(rows);
+            for c in c0..c1 {
+                let drow = &mut out[(c - c0) * rows..(c - c0 + 1) * rows];
+                for r in r0..r1 {
+                    drow[r] = src[r * cols + c];
+                }
+            }
+        }
+    };
+    let chunk = TILE * rows;
+    if rows * cols < crate::runtime::PARALLEL_THRESHOLD {
+        dst.chunks_mut(chunk).enumerate().for_each(|(i, c)| tile_rows(i * TILE, c));
+    } else {
+        use rayon::prelude::*;
+        install(|| dst.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| tile_rows(i * TILE, c)));
+    }
+}
+
 /// Integer element types for [`int_matmul_into`] (wrapping arithmetic, like NumPy).
 pub trait GemmInt: Element + WrappingAdd + WrappingMul {}
 impl GemmInt for i32 {}

@@ -1,0 +1,124 @@
+//! Engine micro-benchmarks behind BENCHMARKS.md: matmul, elementwise bandwidth, dispatch
+//! overhead, and an eager MLP training step. Run: `cargo bench --bench engine [-- --quick]`.
+//! Prints one line per figure (median of repeated samples after warm-up).
+
+use deepseek::{DType, Device, Generator, Result, Tensor};
+use std::time::Instant;
+
+/// Median seconds per call of `f`, over `samples` samples of `reps` calls each (after warm-up).
+fn median_secs(samples: usize, reps: usize, mut f: impl FnMut()) -> f64 {
+    for _ in 0..reps.max(1) {
+        f();
+    }
+    let mut t: Vec<f64> = (0..samples)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..reps {
+                f();
+            }
+            start.elapsed().as_secs_f64() / reps as f64
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[t.len() / 2]
+}
+
+fn randn(shape: &[usize], seed: u64) -> Result<Tensor> {
+    Tensor::rand_normal(shape, 0.0, 1.0, DType::F32, Device::Cpu, &mut Generator::new(seed))
+}
+
+fn main() -> Result<()> {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let threads: usize = std::env::var("DS_BENCH_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    deepseek::runtime::set_num_threads(threads)?;
+    println!("# libdeepseek {} engine bench, {threads} threads", deepseek::VERSION);
+
+    for n in [256usize, 512, 1024, 2048] {
+        let (a, b) = (randn(&[n, n], 1)?, randn(&[n, n], 2)?);
+        let reps = (2_000_000_000 / (2 * n * n * n)).clamp(1, 200);
+        let s = median_secs(if quick { 3 } else { 7 }, reps, || {
+            a.matmul(&b).unwrap();
+        });
+        println!("matmul_f32 n={n}: {:.1} GFLOP/s ({:.3} ms)", 2.0 * (n * n * n) as f64 / s / 1e9, s * 1e3);
+    }
+
+    let n = 16 << 20;
+    let (x, y) = (randn(&[n], 3)?, randn(&[n], 4)?);
+    // The memory-copy reference: an identity map reads 4n and writes 4n bytes, with the
+    // same allocation and parallel loop as every elementwise kernel.
+    let memcpy = median_secs(if quick { 3 } else { 9 }, 1, || {
+        deepseek::backend::cpu::elementwise::map_unary::<f32, f32>(&x, |v| v).unwrap();
+    });
+    println!("copy_f32 16M: {:.1} GB/s (read+write, parallel)", 8.0 * n as f64 / memcpy / 1e9);
+    let add = median_secs(if quick { 3 } else { 9 }, 1, || {
+        x.add(&y).unwrap();
+    });
+    println!(
+        "add_f32 16M: {:.1} GB/s ({:.2} ms; {:.0}% of copy)",
+        12.0 * n as f64 / add / 1e9,
+        add * 1e3,
+        100.0 * (12.0 / add) / (8.0 / memcpy)
+    );
+    let relu = median_secs(if quick { 3 } else { 9 }, 1, || {
+        x.relu().unwrap();
+    });
+    println!(
+        "relu_f32 16M: {:.1} GB/s ({:.2} ms; {:.0}% of copy)",
+        8.0 * n as f64 / relu / 1e9,
+        relu * 1e3,
+        100.0 * (8.0 / relu) / (8.0 / memcpy)
+    );
+    let exp = median_secs(if quick { 3 } else { 9 }, 1, || {
+        x.exp().unwrap();
+    });
+    println!("exp_f32 16M: {:.1} GB/s ({:.2} ms)", 8.0 * n as f64 / exp / 1e9, exp * 1e3);
+
+    let (s1, s2) = (randn(&[100], 5)?, randn(&[100], 6)?);
+    let per_op = median_secs(if quick { 5 } else { 15 }, 20_000, || {
+        s1.add(&s2).unwrap();
+    });
+    println!("dispatch add 100 elems: {:.3} us/op", per_op * 1e6);
+    s1.set_requires_grad(true);
+    let per_op_grad = median_secs(if quick { 5 } else { 15 }, 20_000, || {
+        s1.add(&s2).unwrap();
+    });
+    println!("dispatch add 100 elems, input requires grad: {:.3} us/op", per_op_grad * 1e6);
+
+    // Eager MLP step: 784-512-512-10, batch 128, forward + backward + SGD.
+    let dims = [784usize, 512, 512, 10];
+    let mut params: Vec<Tensor> = Vec::new();
+    for (l, io) in dims.windows(2).enumerate() {
+        params.push(Tensor::rand_normal(
+            &[io[1], io[0]],
+            0.0,
+            (2.0 / io[0] as f64).sqrt(),
+            DType::F32,
+            Device::Cpu,
+            &mut Generator::new(l as u64),
+        )?);
+        params.push(Tensor::zeros(&[io[1]], DType::F32, Device::Cpu)?);
+    }
+    let xb = randn(&[128, 784], 9)?;
+    let yb =
+        Tensor::rand_uniform(&[128], 0.0, 10.0, DType::F32, Device::Cpu, &mut Generator::new(10))?.cast(DType::I64)?;
+    let lr = Tensor::full(&[], 0.01, DType::F32, Device::Cpu)?;
+    let step = median_secs(if quick { 5 } else { 31 }, 3, || {
+        for p in &params {
+            p.set_requires_grad(true);
+        }
+        let mut h = xb.clone();
+        for (l, wb) in params.chunks(2).enumerate() {
+            h = h.linear(&wb[0], Some(&wb[1])).unwrap();
+            if l < 2 {
+                h = h.relu().unwrap();
+            }
+        }
+        h.cross_entropy(&yb).unwrap().backward().unwrap();
+        params = params
+            .iter()
+            .map(|p| deepseek::autograd::no_grad(|| p.sub(&p.grad().unwrap().unwrap().mul(&lr).unwrap()).unwrap()))
+            .collect();
+    });
+    println!("mlp_train_step 784-512-512-10 b128: {:.3} ms", step * 1e3);
+    Ok(())
+}

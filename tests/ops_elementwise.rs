@@ -617,3 +617,18 @@ fn bad_inputs_name_the_argument() {
     let e = call_named("add_scalar", &[&f], &[]).unwrap_err();
     assert!(matches!(e, Error::InvalidArgument { arg: "attrs", .. }), "{e}");
 }
+
+#[test]
+fn long_binary_rows_split_across_threads() {
+    // A packed pair and a scalar broadcast coalesce into one long row: the kernel splits it.
+    let n = 300_001;
+    let (a, b) = (randn(&[n], 51), randn(&[n], 52));
+    let (va, vb) = (f64s(&a), f64s(&b));
+    let sum = f64s(&a.add(&b).unwrap());
+    assert!(sum.iter().enumerate().all(|(i, &s)| s == va[i] + vb[i]));
+    let two = t64(&[2.0], &[]);
+    let scaled = f64s(&a.mul(&two).unwrap());
+    assert!(scaled.iter().enumerate().all(|(i, &s)| s == va[i] * 2.0));
+    let back = f64s(&two.sub(&a).unwrap());
+    assert!(back.iter().enumerate().all(|(i, &s)| s == 2.0 - va[i]));
+}

@@ -85,27 +85,34 @@ pub fn map_binary<A: Element, B: Element, U: Element>(
         let (ja, jb) = (&joint[0], &joint[1]);
         let row = *ja.shape().last().unwrap();
         let (da, db) = (*ja.strides().last().unwrap(), *jb.strides().last().unwrap());
+        // `o[i] = f(a[oa + i * da], b[ob + i * db])` for one stretch of a row.
+        let stretch = |o: &mut [U], oa: usize, ob: usize| {
+            let n = o.len();
+            match (da, db) {
+                (1, 1) => o.iter_mut().zip(&sa[oa..oa + n]).zip(&sb[ob..ob + n]).for_each(|((y, &x), &z)| *y = f(x, z)),
+                (1, 0) => {
+                    let z = sb[ob];
+                    o.iter_mut().zip(&sa[oa..oa + n]).for_each(|(y, &x)| *y = f(x, z))
+                }
+                (0, 1) => {
+                    let x = sa[oa];
+                    o.iter_mut().zip(&sb[ob..ob + n]).for_each(|(y, &z)| *y = f(x, z))
+                }
+                _ => o.iter_mut().enumerate().for_each(|(i, y)| *y = f(sa[oa + i * da], sb[ob + i * db])),
+            }
+        };
+        if ja.shape().len() == 1 {
+            // One long row (packed or scalar-broadcast operands): split the row itself,
+            // or a 16M-element add would run on one thread.
+            let (oa, ob) = (ja.row_offset(0), jb.row_offset(0));
+            par_chunks(out, |start, o| stretch(o, oa + start * da, ob + start * db));
+            return;
+        }
         // Rows of the joint layout; each chunk covers whole rows.
         let rows_per_chunk = (CHUNK / row).max(1);
         let run = |first_row: usize, o: &mut [U]| {
             for (r, orow) in o.chunks_mut(row).enumerate() {
-                let (oa, ob) = (ja.row_offset(first_row + r), jb.row_offset(first_row + r));
-                match (da, db) {
-                    (1, 1) => orow
-                        .iter_mut()
-                        .zip(&sa[oa..oa + row])
-                        .zip(&sb[ob..ob + row])
-                        .for_each(|((y, &x), &z)| *y = f(x, z)),
-                    (1, 0) => {
-                        let z = sb[ob];
-                        orow.iter_mut().zip(&sa[oa..oa + row]).for_each(|(y, &x)| *y = f(x, z))
-                    }
-                    (0, 1) => {
-                        let x = sa[oa];
-                        orow.iter_mut().zip(&sb[ob..ob + row]).for_each(|(y, &z)| *y = f(x, z))
-                    }
-                    _ => orow.iter_mut().enumerate().for_each(|(i, y)| *y = f(sa[oa + i * da], sb[ob + i * db])),
-                }
+                stretch(orow, ja.row_offset(first_row + r), jb.row_offset(first_row + r));
             }
         };
         if out.len() < PARALLEL_THRESHOLD {

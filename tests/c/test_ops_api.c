@@ -682,6 +682,11 @@ static void test_bad_calls(void) {
     CHECK_ERR(op_status("neg", bt, NULL, NULL), DS_STATUS_INVALID_DTYPE, "`x`&neg");
     CHECK_ERR(op_status("sum", bt, NULL, NULL), DS_STATUS_INVALID_DTYPE, "`x`&sum");
     CHECK_ERR(op_status("div", it, it, NULL), DS_STATUS_INVALID_ARGUMENT, "`b`&div&zero");
+    /* matmul inner dimensions: [2,3] x [2,3] */
+    CHECK_ERR(op_status("matmul", a, a, NULL), DS_STATUS_SHAPE_MISMATCH, "`b`&matmul&inner");
+    /* index values past a 2-row table (it = {1, 0, 2}): an error, never an out-of-bounds read */
+    CHECK_ERR(op_status("embedding", a, it, NULL), DS_STATUS_OUT_OF_RANGE, "`indices`&embedding&2");
+    CHECK_ERR(op_status("embedding", a, ft, NULL), DS_STATUS_INVALID_DTYPE, "`indices`&embedding");
     at = attrs_new();
     CHECK_OK(ds_attrs_set_int(at, "dtype", 99));
     CHECK_ERR(op_status("cast", a, NULL, at), DS_STATUS_INVALID_DTYPE, "`dtype`&cast");

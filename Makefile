@@ -25,7 +25,7 @@ setup:
 lib: setup
 	cargo build --release
 
-build/c/%: tests/c/%.c include/deepseek.h lib
+build/c/%: tests/c/%.c tests/c/check.h include/deepseek.h lib
 	@mkdir -p build/c
 	$(CC) $(CFLAGS) $< -o $@ $(LINK_SO)
 	$(CC) $(CFLAGS) $< -o $@-static $(LINK_A)

@@ -16,32 +16,9 @@
 
 /* ------------------------------------------------------------------ framework */
 
-static int g_pass, g_fail;
+#include "check.h"
+
 static char g_last_msg[1024]; /* message of the last CHECK_ERR (still_works clears the library's) */
-
-static void fail_at(int line, const char *what, const char *detail) {
-    g_fail++;
-    fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, line, what);
-    if (detail) fprintf(stderr, "     %s\n", detail);
-    fprintf(stderr, "     ds_last_error(): \"%s\"\n", ds_last_error());
-}
-
-#define CHECK(cond)                                         \
-    do {                                                    \
-        if (cond) g_pass++;                                 \
-        else fail_at(__LINE__, "CHECK(" #cond ")", NULL);   \
-    } while (0)
-
-#define CHECK_OK(call)                                                           \
-    do {                                                                         \
-        DsStatus s_ = (call);                                                    \
-        if (s_ == DS_STATUS_OK) g_pass++;                                        \
-        else {                                                                   \
-            char d_[128];                                                        \
-            snprintf(d_, sizeof d_, "returned %s (%d)", ds_status_name(s_), s_); \
-            fail_at(__LINE__, #call, d_);                                        \
-        }                                                                        \
-    } while (0)
 
 /* True when `msg` contains every '&'-separated needle. */
 static int mentions(const char *msg, const char *needles) {

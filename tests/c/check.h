@@ -1,0 +1,42 @@
+/*
+ * The counting check framework the C tests share: CHECK, CHECK_OK and fail_at. Each test
+ * prints "N passed, M failed" from g_pass / g_fail and exits nonzero when anything failed.
+ */
+#ifndef DS_TEST_CHECK_H
+#define DS_TEST_CHECK_H
+
+#include <stdio.h>
+
+#include "deepseek.h"
+
+static int g_pass, g_fail;
+
+/* Records a failure at `file:line` with an optional detail and the library's last error. */
+static void fail_in(const char *file, int line, const char *what, const char *detail) {
+    g_fail++;
+    fprintf(stderr, "FAIL %s:%d: %s\n", file, line, what);
+    if (detail) fprintf(stderr, "     %s\n", detail);
+    fprintf(stderr, "     ds_last_error(): \"%s\"\n", ds_last_error());
+}
+
+/* A macro, so that the file named is the test's, not this header's. */
+#define fail_at(line, what, detail) fail_in(__FILE__, (line), (what), (detail))
+
+#define CHECK(cond)                                         \
+    do {                                                    \
+        if (cond) g_pass++;                                 \
+        else fail_at(__LINE__, "CHECK(" #cond ")", NULL);   \
+    } while (0)
+
+#define CHECK_OK(call)                                                           \
+    do {                                                                         \
+        DsStatus s_ = (call);                                                    \
+        if (s_ == DS_STATUS_OK) g_pass++;                                        \
+        else {                                                                   \
+            char d_[128];                                                        \
+            snprintf(d_, sizeof d_, "returned %s (%d)", ds_status_name(s_), s_); \
+            fail_at(__LINE__, #call, d_);                                        \
+        }                                                                        \
+    } while (0)
+
+#endif

@@ -100,6 +100,17 @@ pub enum Error {
     /// A caller built for another ABI version.
     #[error("ABI mismatch: {0}")]
     AbiMismatch(String),
+    /// A run stopped early because another thread cancelled it.
+    #[error("cancelled: {0}")]
+    Cancelled(String),
+    /// A file or byte stream that is truncated, corrupt, or of an unsupported format version.
+    #[error("corrupt data in `{what}`: {msg}")]
+    Corrupt {
+        /// The file or stream.
+        what: String,
+        /// What is wrong with it.
+        msg: String,
+    },
     /// Something inside the engine went wrong; a caught panic lands here.
     #[error("internal error: {0}")]
     Internal(String),

@@ -37,6 +37,10 @@ pub const DS_STATUS_NOT_FOUND: DsStatus = 13;
 pub const DS_STATUS_ABI_MISMATCH: DsStatus = 14;
 /// A bug inside the engine, including a caught panic; the process keeps working.
 pub const DS_STATUS_INTERNAL: DsStatus = 15;
+/// A run was cancelled from another thread.
+pub const DS_STATUS_CANCELLED: DsStatus = 16;
+/// A file or buffer that is truncated, corrupt or of a newer format version.
+pub const DS_STATUS_CORRUPT_DATA: DsStatus = 17;
 
 /// The status code for an error.
 pub fn status_of(e: &Error) -> DsStatus {
@@ -56,12 +60,14 @@ pub fn status_of(e: &Error) -> DsStatus {
         Error::NotFound(_) => DS_STATUS_NOT_FOUND,
         Error::AbiMismatch(_) => DS_STATUS_ABI_MISMATCH,
         Error::Internal(_) => DS_STATUS_INTERNAL,
+        Error::Cancelled(_) => DS_STATUS_CANCELLED,
+        Error::Corrupt { .. } => DS_STATUS_CORRUPT_DATA,
     }
 }
 
 /// The constant's name for a status code (`"DS_STATUS_OK"`), or `None` for an unknown code.
 pub fn status_name(status: DsStatus) -> Option<&'static str> {
-    const NAMES: [&str; 16] = [
+    const NAMES: [&str; 18] = [
         "DS_STATUS_OK\0",
         "DS_STATUS_INVALID_ARGUMENT\0",
         "DS_STATUS_NULL_POINTER\0",
@@ -78,6 +84,8 @@ pub fn status_name(status: DsStatus) -> Option<&'static str> {
         "DS_STATUS_NOT_FOUND\0",
         "DS_STATUS_ABI_MISMATCH\0",
         "DS_STATUS_INTERNAL\0",
+        "DS_STATUS_CANCELLED\0",
+        "DS_STATUS_CORRUPT_DATA\0",
     ];
     usize::try_from(status).ok().and_then(|i| NAMES.get(i).copied())
 }

@@ -1,12 +1,13 @@
 //! Eager dispatch: arity and attribute checks, inference, the device kernel, and tape recording.
 
+use super::hook;
 use super::util::prefix;
 use super::{Attr, Attrs, ForwardCtx, InferCtx, Meta, OpDef, find_op};
 use crate::autograd;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
-fn check_arity(op: &OpDef, n: usize) -> Result<()> {
+pub(crate) fn check_arity(op: &OpDef, n: usize) -> Result<()> {
     let required = op.inputs.iter().filter(|a| !a.optional).count();
     let variadic = op.inputs.last().is_some_and(|a| a.variadic);
     let max = if variadic { usize::MAX } else { op.inputs.len() };
@@ -60,8 +61,14 @@ pub fn apply(op: &'static OpDef, inputs: &[&Tensor], attrs: &Attrs) -> Result<Ve
 
 /// Runs `op` and records it on the tape when some input requires grad.
 pub fn call(op: &'static OpDef, inputs: &[&Tensor], attrs: &Attrs) -> Result<Vec<Tensor>> {
-    let outputs = apply(op, inputs, attrs)?;
-    Ok(autograd::record(op, attrs, inputs, outputs))
+    let observer = hook::take();
+    let outputs = apply(op, inputs, attrs);
+    hook::restore(observer.clone());
+    let outputs = autograd::record(op, attrs, inputs, outputs?);
+    if let Some(o) = observer {
+        o.on_call(op, attrs, inputs, &outputs);
+    }
+    Ok(outputs)
 }
 
 /// Runs a single-output op.

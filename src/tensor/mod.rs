@@ -95,6 +95,12 @@ impl Tensor {
         &self.0.storage
     }
 
+    /// An identity for this tensor handle, stable while it lives: clones share it, views and
+    /// op results get their own (the graph tracer maps tensors to values with it).
+    pub fn id(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
+    }
+
     /// True when both tensors view the same storage.
     pub fn shares_storage(&self, other: &Tensor) -> bool {
         Arc::ptr_eq(&self.0.storage, &other.0.storage)

@@ -1,0 +1,261 @@
+//! `Executor`: an optimised, planned graph that many threads may run at once; each run owns its value table.
+
+use super::cancel::CancelToken;
+use super::plan::Plan;
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::graph::dim::Bindings;
+use crate::graph::infer::at_node;
+use crate::graph::{Graph, NodeId, NodeKind, ValueId};
+use crate::ops::dispatch;
+use crate::tensor::Tensor;
+use rayon::prelude::*;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// How to compile a graph.
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    /// 0: run the graph as given; 1: constant folding, CSE, DCE and algebraic
+    /// simplification; 2: also fusion and memory planning (the default).
+    pub opt_level: u8,
+    /// Where the graph runs.
+    pub device: Device,
+    /// Most nodes run at once (inter-op parallelism): 0 = as many as the engine's thread
+    /// pool has threads, 1 = one node at a time. Ops parallelise inside either way.
+    pub inter_op_threads: usize,
+}
+
+impl Default for ExecOptions {
+    fn default() -> Self {
+        ExecOptions { opt_level: 2, device: Device::Cpu, inter_op_threads: 0 }
+    }
+}
+
+/// Per-run options.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Checked before each level of nodes; a cancelled run returns `Error::Cancelled`.
+    pub cancel: Option<CancelToken>,
+    /// Count the bytes of live intermediate values (costs a little per node).
+    pub track_memory: bool,
+}
+
+/// What a run measured.
+#[derive(Debug, Clone, Default)]
+pub struct RunStats {
+    /// Op nodes executed.
+    pub nodes_run: usize,
+    /// Most bytes held at once by values computed in this run (with `track_memory`).
+    pub peak_bytes: usize,
+}
+
+/// A compiled graph. `run` may be called from many threads at once: the plan is immutable
+/// and every run builds its own value table, so runs share no mutable state and take no lock.
+#[derive(Debug, Clone)]
+pub struct Executor {
+    plan: Arc<Plan>,
+    options: ExecOptions,
+}
+
+impl Executor {
+    /// Optimises `graph` at `options.opt_level` and plans it. The executor keeps what it
+    /// needs (the graph is copied), so the caller may drop or change its graph afterwards.
+    pub fn new(graph: &Graph, options: ExecOptions) -> Result<Executor> {
+        if options.opt_level > 2 {
+            return Err(Error::invalid("opt_level", format!("must be 0, 1 or 2, given {}", options.opt_level)));
+        }
+        if options.device != Device::Cpu {
+            return Err(Error::Unsupported(format!(
+                "graph execution on {} is not available in this build; use the CPU",
+                options.device
+            )));
+        }
+        let optimised = crate::graph::passes::optimize(graph, options.opt_level)?;
+        let plan = Plan::new(optimised, options.opt_level >= 2);
+        Ok(Executor { plan: Arc::new(plan), options })
+    }
+
+    /// The optimised graph this executor runs.
+    pub fn graph(&self) -> &Graph {
+        &self.plan.graph
+    }
+
+    /// The options it was compiled with.
+    pub fn options(&self) -> &ExecOptions {
+        &self.options
+    }
+
+    /// Runs with `feeds` (input name → tensor; a parameter's name replaces that parameter
+    /// for this run) and returns the outputs named in `fetches`, in order.
+    /// Thread-safe: may be called concurrently from any number of threads.
+    pub fn run(&self, feeds: &[(&str, &Tensor)], fetches: &[&str]) -> Result<Vec<Tensor>> {
+        Ok(self.run_with(feeds, fetches, &RunOptions::default())?.0)
+    }
+
+    /// [`Executor::run`] with options; also returns what the run measured.
+    pub fn run_with(
+        &self,
+        feeds: &[(&str, &Tensor)],
+        fetches: &[&str],
+        options: &RunOptions,
+    ) -> Result<(Vec<Tensor>, RunStats)> {
+        let plan = &*self.plan;
+        let graph = &plan.graph;
+        let fetch_ids = fetches.iter().map(|f| graph.output(f)).collect::<Result<Vec<_>>>()?;
+        let mut values = plan.preset.clone();
+        self.bind_feeds(feeds, &mut values)?;
+        let needed = needed_nodes(graph, &fetch_ids);
+        if let Some(missing) =
+            graph.inputs().iter().find(|(_, v)| values[v.0].is_none() && needed[graph.value(*v).node.0])
+        {
+            return Err(Error::invalid(
+                "feeds",
+                format!("input `{}` is needed for {fetches:?} but was not fed", missing.0),
+            ));
+        }
+        let mut stats = RunStats::default();
+        let mut live = LiveBytes::default();
+        let width = match self.options.inter_op_threads {
+            0 => crate::runtime::num_threads(),
+            n => n,
+        };
+        for (li, level) in plan.levels.iter().enumerate() {
+            if options.cancel.as_ref().is_some_and(CancelToken::is_cancelled) {
+                return Err(Error::Cancelled(format!("run stopped before level {li} of {}", plan.levels.len())));
+            }
+            let todo: Vec<NodeId> = level.iter().copied().filter(|n| needed[n.0]).collect();
+            let results: Vec<(NodeId, Result<Vec<Tensor>>)> = if todo.len() > 1 && width > 1 {
+                let vals = &values;
+                crate::runtime::install(|| {
+                    todo.par_iter().with_max_len(1).map(|&n| (n, run_node(graph, n, vals))).collect()
+                })
+            } else {
+                todo.iter().map(|&n| (n, run_node(graph, n, &values))).collect()
+            };
+            for (n, r) in results {
+                let outs = r?;
+                stats.nodes_run += 1;
+                for (v, t) in graph.node(n).outputs.iter().zip(outs) {
+                    if options.track_memory {
+                        live.add(&t);
+                    }
+                    values[v.0] = Some(t);
+                }
+            }
+            if options.track_memory {
+                stats.peak_bytes = stats.peak_bytes.max(live.bytes);
+            }
+            for v in &plan.free_after[li] {
+                if let Some(t) = values[v.0].take()
+                    && options.track_memory
+                {
+                    live.remove(&t);
+                }
+            }
+        }
+        let outs = fetch_ids
+            .iter()
+            .zip(fetches)
+            .map(|(v, name)| {
+                values[v.0].clone().ok_or_else(|| Error::Internal(format!("output `{name}` ({v}) was not computed")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((outs, stats))
+    }
+
+    fn bind_feeds(&self, feeds: &[(&str, &Tensor)], values: &mut [Option<Tensor>]) -> Result<()> {
+        let graph = &self.plan.graph;
+        let mut bindings = Bindings::default();
+        let mut seen: HashMap<&str, ()> = HashMap::new();
+        for (name, t) in feeds {
+            if seen.insert(name, ()).is_some() {
+                return Err(Error::invalid("feeds", format!("`{name}` is fed twice")));
+            }
+            let v = graph
+                .nodes()
+                .iter()
+                .find(|n| matches!(&n.kind, NodeKind::Input { name: m } | NodeKind::Param { name: m, .. } if m == name))
+                .map(|n| n.outputs[0])
+                .ok_or_else(|| {
+                    let names: Vec<&str> = graph.inputs().iter().map(|(n, _)| *n).collect();
+                    Error::NotFound(format!(
+                        "feed `{name}` names no input or parameter of the graph (inputs: {names:?})"
+                    ))
+                })?;
+            let ty = &graph.value(v).ty;
+            if t.dtype() != ty.dtype {
+                return Err(Error::InvalidDtype {
+                    arg: "feeds",
+                    msg: format!("`{name}` expects {ty}, given {}{:?}", t.dtype(), t.shape()),
+                });
+            }
+            if t.device() != self.options.device {
+                return Err(Error::invalid(
+                    "feeds",
+                    format!("`{name}` is on {}, the executor runs on {}", t.device(), self.options.device),
+                ));
+            }
+            bindings.bind(name, ty, t.shape())?;
+            values[v.0] = Some(t.detach());
+        }
+        Ok(())
+    }
+}
+
+/// Runs one op node on the values computed so far.
+fn run_node(graph: &Graph, n: NodeId, values: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
+    let node = graph.node(n);
+    let inputs = node
+        .inputs
+        .iter()
+        .map(|v| values[v.0].as_ref().ok_or_else(|| Error::Internal(format!("{v} read before it was computed"))))
+        .collect::<Result<Vec<&Tensor>>>()
+        .map_err(|e| at_node(&graph.describe(n), e))?;
+    match &node.kind {
+        NodeKind::Op { op, attrs } => dispatch::apply(op, &inputs, attrs).map_err(|e| at_node(&graph.describe(n), e)),
+        _ => Err(Error::Internal(format!("{} is not an op", graph.describe(n)))),
+    }
+}
+
+/// Which nodes the fetched values depend on.
+fn needed_nodes(graph: &Graph, fetches: &[ValueId]) -> Vec<bool> {
+    let mut needed = vec![false; graph.nodes().len()];
+    let mut stack: Vec<NodeId> = fetches.iter().map(|v| graph.value(*v).node).collect();
+    while let Some(n) = stack.pop() {
+        if std::mem::replace(&mut needed[n.0], true) {
+            continue;
+        }
+        stack.extend(graph.node(n).inputs.iter().map(|v| graph.value(*v).node));
+    }
+    needed
+}
+
+/// Bytes of live computed values, counting each storage once (views share storage).
+#[derive(Default)]
+struct LiveBytes {
+    holders: HashMap<usize, (usize, usize)>,
+    bytes: usize,
+}
+
+impl LiveBytes {
+    fn add(&mut self, t: &Tensor) {
+        let key = Arc::as_ptr(t.storage()) as usize;
+        let e = self.holders.entry(key).or_insert((0, t.storage().len()));
+        if e.0 == 0 {
+            self.bytes += e.1;
+        }
+        e.0 += 1;
+    }
+
+    fn remove(&mut self, t: &Tensor) {
+        let key = Arc::as_ptr(t.storage()) as usize;
+        if let Some(e) = self.holders.get_mut(&key) {
+            e.0 -= 1;
+            if e.0 == 0 {
+                self.bytes -= e.1;
+                self.holders.remove(&key);
+            }
+        }
+    }
+}

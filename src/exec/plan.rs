@@ -1,0 +1,83 @@
+//! Compiles a graph into a plan: op steps grouped into levels of independent nodes, and the liveness that frees each value after its last use.
+
+use crate::graph::{Graph, NodeId, NodeKind, ValueId};
+use crate::tensor::Tensor;
+
+/// A compiled graph, immutable and shared by every run.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    /// The optimised graph.
+    pub graph: Graph,
+    /// Values known before a run: parameters and constants (`None` for computed values).
+    pub preset: Vec<Option<Tensor>>,
+    /// Op nodes grouped into levels: every node of a level reads only values of earlier
+    /// levels, so a level's nodes may run concurrently.
+    pub levels: Vec<Vec<NodeId>>,
+    /// Values whose last reader is in each level (empty lists when memory planning is off).
+    pub free_after: Vec<Vec<ValueId>>,
+}
+
+impl Plan {
+    /// Plans `graph`; with `free_dead` each computed value is dropped after its last reader.
+    pub fn new(graph: Graph, free_dead: bool) -> Plan {
+        let n_values = graph.num_values();
+        let mut preset = vec![None; n_values];
+        // Level of the node defining each value (sources are level 0, ops from 1).
+        let mut value_level = vec![0usize; n_values];
+        let mut levels: Vec<Vec<NodeId>> = Vec::new();
+        for (i, node) in graph.nodes().iter().enumerate() {
+            match &node.kind {
+                NodeKind::Param { tensor, .. } | NodeKind::Const { tensor } => {
+                    preset[node.outputs[0].0] = Some(tensor.clone());
+                }
+                NodeKind::Input { .. } => {}
+                NodeKind::Op { .. } => {
+                    let level = node.inputs.iter().map(|v| value_level[v.0]).max().unwrap_or(0) + 1;
+                    for v in &node.outputs {
+                        value_level[v.0] = level;
+                    }
+                    if levels.len() < level {
+                        levels.resize(level, Vec::new());
+                    }
+                    levels[level - 1].push(NodeId(i));
+                }
+            }
+        }
+        let mut free_after = vec![Vec::new(); levels.len()];
+        if free_dead {
+            // The last level reading each computed value; outputs and sources stay.
+            let mut last: Vec<Option<usize>> = vec![None; n_values];
+            for (li, level) in levels.iter().enumerate() {
+                for n in level {
+                    for v in &graph.node(*n).inputs {
+                        last[v.0] = Some(li);
+                    }
+                }
+            }
+            let mut keep = vec![false; n_values];
+            for (_, v) in graph.outputs() {
+                keep[v.0] = true;
+            }
+            for (v, l) in last.iter().enumerate() {
+                if let Some(l) = l
+                    && !keep[v]
+                    && preset[v].is_none()
+                    && !matches!(graph.node(graph.value(ValueId(v)).node).kind, NodeKind::Input { .. })
+                {
+                    free_after[*l].push(ValueId(v));
+                }
+            }
+            // Values nobody reads (an op's unused second output) go right after their level.
+            for (li, level) in levels.iter().enumerate() {
+                for n in level {
+                    for v in &graph.node(*n).outputs {
+                        if last[v.0].is_none() && !keep[v.0] {
+                            free_after[li].push(*v);
+                        }
+                    }
+                }
+            }
+        }
+        Plan { graph, preset, levels, free_after }
+    }
+}

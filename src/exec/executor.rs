@@ -172,17 +172,10 @@ impl Executor {
             if seen.insert(name, ()).is_some() {
                 return Err(Error::invalid("feeds", format!("`{name}` is fed twice")));
             }
-            let v = graph
-                .nodes()
-                .iter()
-                .find(|n| matches!(&n.kind, NodeKind::Input { name: m } | NodeKind::Param { name: m, .. } if m == name))
-                .map(|n| n.outputs[0])
-                .ok_or_else(|| {
-                    let names: Vec<&str> = graph.inputs().iter().map(|(n, _)| *n).collect();
-                    Error::NotFound(format!(
-                        "feed `{name}` names no input or parameter of the graph (inputs: {names:?})"
-                    ))
-                })?;
+            let v = *self.plan.feedable.get(*name).ok_or_else(|| {
+                let names: Vec<&str> = graph.inputs().iter().map(|(n, _)| *n).collect();
+                Error::NotFound(format!("feed `{name}` names no input or parameter of the graph (inputs: {names:?})"))
+            })?;
             let ty = &graph.value(v).ty;
             if t.dtype() != ty.dtype {
                 return Err(Error::InvalidDtype {

@@ -2,6 +2,7 @@
 
 use crate::graph::{Graph, NodeId, NodeKind, ValueId};
 use crate::tensor::Tensor;
+use std::collections::HashMap;
 
 /// A compiled graph, immutable and shared by every run.
 #[derive(Debug)]
@@ -15,6 +16,8 @@ pub(crate) struct Plan {
     pub levels: Vec<Vec<NodeId>>,
     /// Values whose last reader is in each level (empty lists when memory planning is off).
     pub free_after: Vec<Vec<ValueId>>,
+    /// Feedable names (inputs, then parameters) and their values.
+    pub feedable: HashMap<String, ValueId>,
 }
 
 impl Plan {
@@ -22,15 +25,22 @@ impl Plan {
     pub fn new(graph: Graph, free_dead: bool) -> Plan {
         let n_values = graph.num_values();
         let mut preset = vec![None; n_values];
+        let mut feedable = HashMap::new();
         // Level of the node defining each value (sources are level 0, ops from 1).
         let mut value_level = vec![0usize; n_values];
         let mut levels: Vec<Vec<NodeId>> = Vec::new();
         for (i, node) in graph.nodes().iter().enumerate() {
             match &node.kind {
-                NodeKind::Param { tensor, .. } | NodeKind::Const { tensor } => {
+                NodeKind::Param { tensor, name, .. } => {
+                    preset[node.outputs[0].0] = Some(tensor.clone());
+                    feedable.insert(name.clone(), node.outputs[0]);
+                }
+                NodeKind::Const { tensor } => {
                     preset[node.outputs[0].0] = Some(tensor.clone());
                 }
-                NodeKind::Input { .. } => {}
+                NodeKind::Input { name } => {
+                    feedable.insert(name.clone(), node.outputs[0]);
+                }
                 NodeKind::Op { .. } => {
                     let level = node.inputs.iter().map(|v| value_level[v.0]).max().unwrap_or(0) + 1;
                     for v in &node.outputs {
@@ -78,6 +88,6 @@ impl Plan {
                 }
             }
         }
-        Plan { graph, preset, levels, free_after }
+        Plan { graph, preset, levels, free_after, feedable }
     }
 }

@@ -33,6 +33,35 @@
 typedef struct DsAttrs DsAttrs;
 
 /**
+ * A cancellation flag shared by the runs given it. Free with `ds_cancel_token_free`.
+ */
+typedef struct DsCancelToken DsCancelToken;
+
+/**
+ * Options for compiling a graph (an opaque builder, so that options can be added without
+ * breaking the ABI). Create with `ds_exec_options_new` (defaults: opt level 2, the CPU,
+ * inter-op threads 0), free with `ds_exec_options_free`.
+ */
+typedef struct DsExecOptions DsExecOptions;
+
+/**
+ * A compiled graph, runnable from many threads at once. Free with `ds_executor_free`.
+ */
+typedef struct DsExecutor DsExecutor;
+
+/**
+ * A finished, immutable graph. Free with `ds_graph_free`; executors made from it do not
+ * need it afterwards.
+ */
+typedef struct DsGraph DsGraph;
+
+/**
+ * A graph under construction. Create with `ds_graph_builder_new`, free with
+ * `ds_graph_builder_free`.
+ */
+typedef struct DsGraphBuilder DsGraphBuilder;
+
+/**
  * An opaque tensor handle. Free with `ds_tensor_free`.
  */
 typedef struct DsTensor DsTensor;
@@ -43,20 +72,45 @@ typedef struct DsTensor DsTensor;
 typedef int32_t DsStatus;
 
 /**
+ * A device kind code (`DS_DEVICE_*`), validated on entry.
+ */
+typedef int32_t DsDeviceKind;
+
+/**
+ * What one run measured, filled by `ds_executor_run_with`. The caller sets `struct_size` to
+ * `sizeof(DsRunStats)`; the library fills only the fields that fit in it, so programs
+ * built against an older header keep working when fields are added at the end.
+ */
+typedef struct {
+  /**
+   * Set by the caller: `sizeof(DsRunStats)`.
+   */
+  uint32_t struct_size;
+  /**
+   * Op nodes executed.
+   */
+  int64_t nodes_run;
+  /**
+   * Most bytes held at once by the values the run computed.
+   */
+  int64_t peak_bytes;
+} DsRunStats;
+
+/**
  * A dtype code (`DS_DTYPE_*`), validated on entry.
  */
 typedef int32_t DsDtype;
+
+/**
+ * The id of a value in a graph under construction, as `ds_graph_builder_*` return them.
+ */
+typedef uint64_t DsValueId;
 
 /**
  * Called once when the engine no longer needs a buffer adopted by `ds_tensor_from_blob`,
  * with the buffer's address and the caller's context pointer. It may run on any thread.
  */
 typedef void (*DsDeleter)(void *data, void *ctx);
-
-/**
- * A device kind code (`DS_DEVICE_*`), validated on entry.
- */
-typedef int32_t DsDeviceKind;
 
 
 
@@ -190,9 +244,464 @@ typedef int32_t DsDeviceKind;
  */
 #define DS_STATUS_INTERNAL 15
 
+/**
+ * A run was cancelled from another thread.
+ */
+#define DS_STATUS_CANCELLED 16
+
+/**
+ * A file or buffer that is truncated, corrupt or of a newer format version.
+ */
+#define DS_STATUS_CORRUPT_DATA 17
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Creates compile options with the defaults: opt level 2, the CPU, inter-op threads 0.
+ *
+ * Thread safety: may be called from any thread; the options are then filled by one
+ * thread at a time and may be read by many `ds_executor_new` calls at once.
+ *
+ * # Safety
+ * `out_options` valid for a write.
+ */
+DS_MUST_USE DsStatus ds_exec_options_new(DsExecOptions **out_options);
+
+/**
+ * Frees compile options; NULL is a no-op. Executors made with them are unaffected.
+ *
+ * Thread safety: no other thread may be using `options`.
+ *
+ * # Safety
+ * `options` must be NULL or a handle no other thread is using.
+ */
+DsStatus ds_exec_options_free(DsExecOptions *options);
+
+/**
+ * Sets the optimisation level: 0 runs the graph as given; 1 adds constant folding,
+ * common-subexpression and dead-code elimination and algebraic simplification; 2 (the
+ * default) also fuses and frees each intermediate after its last use. Any other value is
+ * an error.
+ *
+ * Thread safety: one thread at a time per options object.
+ *
+ * # Safety
+ * `options` must be a live handle.
+ */
+DS_MUST_USE DsStatus ds_exec_options_set_opt_level(DsExecOptions *options, int32_t opt_level);
+
+/**
+ * Sets the device the graph runs on (`DS_DEVICE_*` and an index; the CPU ignores the
+ * index). A device that does not exist is an error here; a device this build cannot run
+ * graphs on is an error from `ds_executor_new`.
+ *
+ * Thread safety: one thread at a time per options object.
+ *
+ * # Safety
+ * `options` must be a live handle.
+ */
+DS_MUST_USE
+DsStatus ds_exec_options_set_device(DsExecOptions *options,
+                                    DsDeviceKind device_kind,
+                                    int32_t device_index);
+
+/**
+ * Sets how many independent nodes may run at once: 0 (the default) = as many as the
+ * engine's thread pool has threads (`ds_set_num_threads`), 1 = one node at a time (for
+ * services that already run one request per thread). Ops parallelise inside either way.
+ * Negative values are an error.
+ *
+ * Thread safety: one thread at a time per options object.
+ *
+ * # Safety
+ * `options` must be a live handle.
+ */
+DS_MUST_USE
+DsStatus ds_exec_options_set_inter_op_threads(DsExecOptions *options,
+                                              int32_t inter_op_threads);
+
+/**
+ * Compiles `graph` with `options` (NULL = the defaults of `ds_exec_options_new`): runs the
+ * optimisation passes and plans execution. The executor keeps what it needs, so `graph`
+ * and `options` may be freed right after.
+ *
+ * Thread safety: may be called from many threads at once, also on one graph.
+ *
+ * # Safety
+ * `out_executor` valid for a write.
+ */
+DS_MUST_USE
+DsStatus ds_executor_new(const DsGraph *graph,
+                         const DsExecOptions *options,
+                         DsExecutor **out_executor);
+
+/**
+ * Frees an executor; NULL is a no-op. Tensors it returned stay valid.
+ *
+ * Thread safety: no run on this executor may be in progress, and no other thread may be
+ * using it.
+ *
+ * # Safety
+ * `executor` must be NULL or a handle no other thread is using.
+ */
+DsStatus ds_executor_free(DsExecutor *executor);
+
+/**
+ * Runs the executor: feeds `n_feeds` tensors by name (graph inputs; a parameter's name
+ * replaces that parameter for this run) and writes new handles to the `n_fetches` outputs
+ * named in `fetch_names` into `out_tensors` (room for `n_fetches`; all NULL on failure).
+ * Errors name the feed or fetch: an unknown name, an input the fetches need but that is not
+ * fed, a feed of the wrong dtype, rank or size, or a symbolic dimension with two sizes.
+ *
+ * Thread safety: may be called from any number of threads at once on one executor; the
+ * feed tensors may be shared between runs.
+ *
+ * # Safety
+ * `feed_names` and `feed_tensors` valid for `n_feeds` reads; `fetch_names` for `n_fetches`
+ * reads; the names NUL-terminated; `out_tensors` valid for `n_fetches` writes.
+ */
+DS_MUST_USE
+DsStatus ds_executor_run(const DsExecutor *executor,
+                         const char *const *feed_names,
+                         const DsTensor *const *feed_tensors,
+                         size_t n_feeds,
+                         const char *const *fetch_names,
+                         size_t n_fetches,
+                         DsTensor **out_tensors);
+
+/**
+ * `ds_executor_run` with options: `cancel` (NULL for none) is checked before each level of
+ * nodes, and a run that finds it cancelled stops with `DS_STATUS_CANCELLED` (the executor
+ * stays usable); `out_stats` (NULL for none; its `struct_size` set by the caller) receives
+ * what the run measured — asking for it makes the run count bytes, which costs a little.
+ *
+ * Thread safety: as `ds_executor_run`; one token may serve many runs at once.
+ *
+ * # Safety
+ * As `ds_executor_run`; `out_stats` NULL or valid for reads and writes of `struct_size` bytes.
+ */
+DS_MUST_USE
+DsStatus ds_executor_run_with(const DsExecutor *executor,
+                              const char *const *feed_names,
+                              const DsTensor *const *feed_tensors,
+                              size_t n_feeds,
+                              const char *const *fetch_names,
+                              size_t n_fetches,
+                              const DsCancelToken *cancel,
+                              DsRunStats *out_stats,
+                              DsTensor **out_tensors);
+
+/**
+ * Creates a cancellation token, not cancelled.
+ *
+ * Thread safety: may be called from any thread.
+ *
+ * # Safety
+ * `out_token` valid for a write.
+ */
+DS_MUST_USE DsStatus ds_cancel_token_new(DsCancelToken **out_token);
+
+/**
+ * Asks every run using `token` to stop; runs started with it afterwards stop at once,
+ * until `ds_cancel_token_reset`.
+ *
+ * Thread safety: may be called from any thread, also while runs use the token.
+ *
+ * # Safety
+ * `token` must be a live handle.
+ */
+DS_MUST_USE DsStatus ds_cancel_token_cancel(const DsCancelToken *token);
+
+/**
+ * Clears the flag so the token can serve new runs.
+ *
+ * Thread safety: may be called from any thread.
+ *
+ * # Safety
+ * `token` must be a live handle.
+ */
+DS_MUST_USE DsStatus ds_cancel_token_reset(const DsCancelToken *token);
+
+/**
+ * Writes whether `token` is cancelled.
+ *
+ * Thread safety: may be called from any thread.
+ *
+ * # Safety
+ * `out_cancelled` valid for a write.
+ */
+DS_MUST_USE DsStatus ds_cancel_token_is_cancelled(const DsCancelToken *token, bool *out_cancelled);
+
+/**
+ * Frees a token; NULL is a no-op.
+ *
+ * Thread safety: no run may be using the token, and no other thread may be using it.
+ *
+ * # Safety
+ * `token` must be NULL or a handle no other thread is using.
+ */
+DsStatus ds_cancel_token_free(DsCancelToken *token);
+
+/**
+ * Creates an empty graph builder.
+ *
+ * Thread safety: may be called from any thread; the new builder is used by one thread at
+ * a time (it may move between threads).
+ *
+ * # Safety
+ * `out_builder` must be valid for a write.
+ */
+DS_MUST_USE DsStatus ds_graph_builder_new(DsGraphBuilder **out_builder);
+
+/**
+ * Frees a builder; NULL is a no-op. Graphs it finished stay valid.
+ *
+ * Thread safety: no other thread may be using `builder`.
+ *
+ * # Safety
+ * `builder` must be NULL or a handle no other thread is using.
+ */
+DsStatus ds_graph_builder_free(DsGraphBuilder *builder);
+
+/**
+ * Adds an input fed at run time, named `name` (unique among inputs and parameters), of
+ * `dtype` with `ndim` dimensions. `dims[i] >= 0` is a fixed size; `dims[i] == -1` is a
+ * symbolic dimension named `sym_names[i]` (e.g. "batch"): it takes its size from the feed
+ * at each run, and every dimension with that name must have the same size in one run.
+ * `sym_names` has `ndim` entries (entries at fixed dimensions are ignored) and may be
+ * NULL when no dimension is symbolic. `dims` may be NULL when `ndim` is 0 (a scalar).
+ * The new value's id goes to `*out_value`.
+ *
+ * Thread safety: one thread at a time per builder.
+ *
+ * # Safety
+ * `name` NUL-terminated; `dims` valid for `ndim` reads; `sym_names` NULL or valid for
+ * `ndim` reads of NULL or NUL-terminated strings; `out_value` valid for a write.
+ */
+DS_MUST_USE
+DsStatus ds_graph_builder_input(DsGraphBuilder *builder,
+                                const char *name,
+                                DsDtype dtype,
+                                const int64_t *dims,
+                                size_t ndim,
+                                const char *const *sym_names,
+                                DsValueId *out_value);
+
+/**
+ * Adds a parameter named `name` (unique among inputs and parameters) holding the value
+ * of `tensor` (shared, without its autograd history). `trainable` parameters are the ones
+ * `ds_graph_append_gradients` differentiates; a feed of the same name replaces the value
+ * for one run. The new value's id goes to `*out_value`.
+ *
+ * Thread safety: one thread at a time per builder; `tensor` may be shared.
+ *
+ * # Safety
+ * `name` NUL-terminated; `out_value` valid for a write.
+ */
+DS_MUST_USE
+DsStatus ds_graph_builder_param(DsGraphBuilder *builder,
+                                const char *name,
+                                const DsTensor *tensor,
+                                bool trainable,
+                                DsValueId *out_value);
+
+/**
+ * Adds a constant holding the value of `tensor` (shared, without its autograd history).
+ * The new value's id goes to `*out_value`.
+ *
+ * Thread safety: one thread at a time per builder; `tensor` may be shared.
+ *
+ * # Safety
+ * `out_value` valid for a write.
+ */
+DS_MUST_USE
+DsStatus ds_graph_builder_constant(DsGraphBuilder *builder,
+                                   const DsTensor *tensor,
+                                   DsValueId *out_value);
+
+/**
+ * Adds a node applying the op called `op_name` (as `ds_op_call` names them) to the values
+ * `inputs` (`n_inputs` ids) with the attributes in `attrs` (NULL for none; the list is
+ * read, not kept). Output types are inferred now: an unknown op, wrong arity, bad
+ * attribute, value id that the builder never returned, or shapes and dtypes that do not
+ * fit are errors naming the node (`node 5 (`add`)`) and leave the builder unchanged. The
+ * output ids go to `out_values` (room for `capacity`) and their number to
+ * `*out_n_values`; when `capacity` is too small nothing is added, `*out_n_values` says
+ * how many are needed and `DS_STATUS_BUFFER_TOO_SMALL` is returned.
+ *
+ * Thread safety: one thread at a time per builder; `attrs` may be shared.
+ *
+ * # Safety
+ * `op_name` NUL-terminated; `inputs` valid for `n_inputs` reads; `out_values` for
+ * `capacity` writes; `out_n_values` for a write.
+ */
+DS_MUST_USE
+DsStatus ds_graph_builder_op(DsGraphBuilder *builder,
+                             const char *op_name,
+                             const DsValueId *inputs,
+                             size_t n_inputs,
+                             const DsAttrs *attrs,
+                             DsValueId *out_values,
+                             size_t capacity,
+                             size_t *out_n_values);
+
+/**
+ * Names the value `value` as the graph output `name` (names are unique; one value may have
+ * several names). Executors fetch outputs by these names.
+ *
+ * Thread safety: one thread at a time per builder.
+ *
+ * # Safety
+ * `name` NUL-terminated.
+ */
+DS_MUST_USE
+DsStatus ds_graph_builder_output(DsGraphBuilder *builder,
+                                 const char *name,
+                                 DsValueId value);
+
+/**
+ * Writes a new graph holding everything added so far; it must name at least one output.
+ * The builder is not consumed: it stays valid and unchanged, may keep growing (to finish a
+ * larger graph later), and must still be freed with `ds_graph_builder_free`.
+ *
+ * Thread safety: one thread at a time per builder.
+ *
+ * # Safety
+ * `out_graph` valid for a write.
+ */
+DS_MUST_USE DsStatus ds_graph_builder_finish(DsGraphBuilder *builder, DsGraph **out_graph);
+
+/**
+ * Frees a graph; NULL is a no-op. Executors compiled from it keep working.
+ *
+ * Thread safety: no other thread may be using `graph`.
+ *
+ * # Safety
+ * `graph` must be NULL or a handle no other thread is using.
+ */
+DsStatus ds_graph_free(DsGraph *graph);
+
+/**
+ * Writes the number of op nodes (inputs, parameters and constants not counted).
+ *
+ * Thread safety: may be called from many threads at once.
+ *
+ * # Safety
+ * `out_count` valid for a write.
+ */
+DS_MUST_USE DsStatus ds_graph_num_ops(const DsGraph *graph, size_t *out_count);
+
+/**
+ * Writes a readable dump of the graph (one line per node with its value types, then the
+ * outputs), NUL-terminated, into `buf` (`capacity` bytes). `*out_needed` (if not NULL)
+ * receives the bytes needed including the NUL; when that is more than `capacity` nothing
+ * is written and `DS_STATUS_BUFFER_TOO_SMALL` is returned, so a first call with
+ * `capacity` 0 (and `buf` NULL) asks for the size.
+ *
+ * Thread safety: may be called from many threads at once.
+ *
+ * # Safety
+ * `buf` valid for `capacity` writes; `out_needed` NULL or valid for a write.
+ */
+DS_MUST_USE
+DsStatus ds_graph_dump(const DsGraph *graph,
+                       char *buf,
+                       size_t capacity,
+                       size_t *out_needed);
+
+/**
+ * Writes a new graph: `graph` extended with the gradient of its one-element output `loss`
+ * with respect to the trainable parameters named in `wrt` (`n_wrt` names), or to every
+ * trainable parameter when `wrt` is NULL and `n_wrt` 0. Each gradient becomes the output
+ * `grad/<param>` (an embedding table gathered from gives `grad/<param>/indices` and
+ * `grad/<param>/rows` instead). The gradient rules are those eager autograd runs, so the
+ * values equal `ds_tensor_backward` on the same computation. `graph` is unchanged.
+ *
+ * Thread safety: may be called from many threads at once on one graph.
+ *
+ * # Safety
+ * `loss` NUL-terminated; `wrt` valid for `n_wrt` reads of NUL-terminated strings;
+ * `out_graph` valid for a write.
+ */
+DS_MUST_USE
+DsStatus ds_graph_append_gradients(const DsGraph *graph,
+                                   const char *loss,
+                                   const char *const *wrt,
+                                   size_t n_wrt,
+                                   DsGraph **out_graph);
+
+/**
+ * Opens a trace scope on the calling thread: until `ds_graph_trace_end` or
+ * `ds_graph_trace_abort`, every `ds_op_call` this thread makes still runs eagerly and is
+ * also recorded as a graph node. Declare inputs and parameters before using them
+ * (`ds_graph_trace_input`, `ds_graph_trace_param`); other tensors the traced ops read
+ * become parameters (tensors that require grad, named `param0`, `param1`, ...) or
+ * constants. One scope per thread: opening a second one is an error.
+ *
+ * Thread safety: the scope belongs to the calling thread; ops on other threads are not
+ * recorded, and other threads may trace at the same time.
+ */
+DS_MUST_USE DsStatus ds_graph_trace_begin(void);
+
+/**
+ * Declares `tensor` as the graph input `name`. `sym_names` (NULL, or one entry per
+ * dimension of `tensor`) makes dimensions symbolic: a non-NULL `sym_names[i]` names
+ * dimension i (e.g. "batch"), so the graph accepts any size there; a NULL entry keeps the
+ * tensor's size fixed. `n_sym_names` must be 0 with NULL `sym_names`, else the tensor's rank.
+ *
+ * Thread safety: acts on the calling thread's trace; `tensor` may be shared.
+ *
+ * # Safety
+ * `name` NUL-terminated; `sym_names` valid for `n_sym_names` reads of NULL or
+ * NUL-terminated strings.
+ */
+DS_MUST_USE
+DsStatus ds_graph_trace_input(const char *name,
+                              const DsTensor *tensor,
+                              const char *const *sym_names,
+                              size_t n_sym_names);
+
+/**
+ * Declares `tensor` as the parameter `name` of the traced graph (trainable or frozen).
+ *
+ * Thread safety: acts on the calling thread's trace; `tensor` may be shared.
+ *
+ * # Safety
+ * `name` NUL-terminated.
+ */
+DS_MUST_USE DsStatus ds_graph_trace_param(const char *name, const DsTensor *tensor, bool trainable);
+
+/**
+ * Names the traced value of `tensor` as the graph output `name`.
+ *
+ * Thread safety: acts on the calling thread's trace; `tensor` may be shared.
+ *
+ * # Safety
+ * `name` NUL-terminated.
+ */
+DS_MUST_USE DsStatus ds_graph_trace_output(const char *name, const DsTensor *tensor);
+
+/**
+ * Closes the calling thread's trace scope and writes the recorded graph. The first error
+ * met while recording an op (a reshape that bakes a symbolic size, say) is returned here;
+ * the scope is closed whatever the outcome. Without an open scope this is an error.
+ *
+ * Thread safety: acts on the calling thread's trace.
+ *
+ * # Safety
+ * `out_graph` valid for a write.
+ */
+DS_MUST_USE DsStatus ds_graph_trace_end(DsGraph **out_graph);
+
+/**
+ * Closes the calling thread's trace scope, discarding what it recorded; without an open
+ * scope it does nothing (so cleanup code may call it unconditionally).
+ *
+ * Thread safety: acts on the calling thread's trace.
+ */
+DsStatus ds_graph_trace_abort(void);
 
 /**
  * The library version, e.g. `"0.1.0"`. Static; never freed.

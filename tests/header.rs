@@ -59,7 +59,12 @@ fn header_exports_only_prefixed_names() {
             let name = rest.split_whitespace().next().unwrap();
             assert!(name.starts_with("DS_") || name == "DEEPSEEK_H", "unprefixed macro in header: {line}");
         }
-        if let Some(rest) = line.strip_prefix("typedef ") {
+        // A struct with fields is named on its closing line: `typedef struct {` ... `} DsRunStats;`.
+        if let Some(rest) = line.strip_prefix("} ").and_then(|r| r.strip_suffix(';')) {
+            assert!(rest.starts_with("Ds"), "unprefixed type in header: {line}");
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("typedef ").filter(|r| !r.ends_with('{')) {
             let name = rest
                 .trim_end_matches(';')
                 .rsplit([' ', '*', '('])

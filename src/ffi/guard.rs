@@ -3,7 +3,7 @@
 use super::status::{DS_STATUS_INTERNAL, DS_STATUS_OK, DsStatus, status_of};
 use crate::error::{Error, Result};
 use std::cell::RefCell;
-use std::ffi::{CString, c_char};
+use std::ffi::{CStr, CString, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 thread_local! {
@@ -75,6 +75,18 @@ pub fn guard_value<T>(fallback: T, body: impl FnOnce() -> Result<T>) -> T {
 pub unsafe fn out<'a, T>(p: *mut T, arg: &'static str) -> Result<&'a mut T> {
     // SAFETY: non-NULL validity is the caller's contract.
     unsafe { p.as_mut() }.ok_or(Error::NullPointer { arg })
+}
+
+/// A NUL-terminated UTF-8 C string; NULL and invalid UTF-8 are errors naming `arg`.
+///
+/// # Safety
+/// A non-NULL `p` must point to a NUL-terminated string that outlives the result.
+pub unsafe fn cstr<'a>(p: *const c_char, arg: &'static str) -> Result<&'a str> {
+    if p.is_null() {
+        return Err(Error::NullPointer { arg });
+    }
+    // SAFETY: non-NULL, NUL-terminated by the caller's contract.
+    unsafe { CStr::from_ptr(p) }.to_str().map_err(|_| Error::invalid(arg, "is not valid UTF-8"))
 }
 
 /// A C array as a slice; NULL is accepted only with `len == 0`.

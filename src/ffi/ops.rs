@@ -4,14 +4,14 @@
 //! by many concurrent `ds_op_call`s afterwards. Op calls on shared tensors may run from many
 //! threads. Grad mode is per thread.
 
-use super::guard::{guard, out, slice, slice_mut};
+use super::guard::{cstr, guard, out, slice, slice_mut};
 use super::handles::{Handle, free, get, register};
 use super::status::DsStatus;
 use super::tensor::{DsTensor, new_handle, tensor_ref};
 use crate::autograd;
 use crate::error::{Error, Result};
 use crate::ops::{Attr, AttrDefault, Attrs, OpDef, all_ops, dispatch, find_op};
-use std::ffi::{CStr, CString, c_char};
+use std::ffi::{CString, c_char};
 use std::sync::{LazyLock, Mutex};
 
 /// An attribute list for `ds_op_call`: (name, typed value) pairs. Free with `ds_attrs_free`.
@@ -23,12 +23,15 @@ impl Handle for DsAttrs {
     const KIND: &'static str = "DsAttrs";
 }
 
-unsafe fn cstr<'a>(p: *const c_char, arg: &'static str) -> Result<&'a str> {
-    if p.is_null() {
-        return Err(Error::NullPointer { arg });
+/// The (name, value) pairs of an attribute list; NULL means none.
+///
+/// # Safety
+/// As [`get`].
+pub(crate) unsafe fn attr_pairs(attrs: *const DsAttrs, arg: &'static str) -> Result<Vec<(String, Attr)>> {
+    if attrs.is_null() {
+        return Ok(Vec::new());
     }
-    // SAFETY: non-NULL, NUL-terminated by the caller's contract.
-    unsafe { CStr::from_ptr(p) }.to_str().map_err(|_| Error::invalid(arg, "is not valid UTF-8"))
+    Ok(unsafe { get(attrs, arg)? }.items.lock().unwrap_or_else(|p| p.into_inner()).clone())
 }
 
 /// Creates an empty attribute list.
@@ -153,11 +156,7 @@ pub unsafe extern "C" fn ds_op_call(
         let op = find_op(unsafe { cstr(name, "name")? })?;
         let handles = unsafe { slice(inputs, n_inputs, "inputs")? };
         let tensors = handles.iter().map(|&h| unsafe { tensor_ref(h, "inputs") }).collect::<Result<Vec<_>>>()?;
-        let given: Vec<(String, Attr)> = if attrs.is_null() {
-            Vec::new()
-        } else {
-            unsafe { get(attrs, "attrs")? }.items.lock().unwrap_or_else(|p| p.into_inner()).clone()
-        };
+        let given = unsafe { attr_pairs(attrs, "attrs")? };
         let pairs: Vec<(&str, Attr)> = given.iter().map(|(n, v)| (n.as_str(), v.clone())).collect();
         let resolved = Attrs::resolve(op.name, op.attrs, &pairs)?;
         let outputs = dispatch::call(op, &tensors, &resolved)?;

@@ -3,6 +3,7 @@
 use super::Val;
 use super::binary::MUL;
 use super::dispatch::{attrs_of, call1};
+use super::pointwise::{BinaryBody, Pointwise, UnaryBody, float_map1, float_map2};
 use super::unary::{infer_float, infer_grad_x, infer_numeric};
 use super::util::emit0;
 use super::{ArgSpec, Attr, AttrDefault, AttrKind, AttrSpec, Attrs, GradCtx, GradVal, InferCtx, Meta, OpDef, OpKind};
@@ -10,7 +11,7 @@ use crate::backend::cpu::elementwise::map_unary;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
-use crate::{float_binary, float_unary};
+use crate::{binary_body, unary_body};
 
 // erf/erfc: our own piecewise polynomial fits (Chebyshev fits made with mpmath's `chebyfit`
 // at 40 digits, converted to monomial form; largest fit error in brackets):
@@ -237,6 +238,8 @@ fn dense(v: Val) -> Result<Vec<Option<GradVal>>> {
     Ok(vec![Some(GradVal::Dense(v))])
 }
 
+unary_body!(TanhBody(attrs, T) {} v => v.tanh());
+
 /// `tanh(x)`.
 pub static TANH: OpDef = OpDef {
     name: "tanh",
@@ -246,7 +249,7 @@ pub static TANH: OpDef = OpDef {
     outputs: &["out"],
     attrs: &[],
     infer: infer_float,
-    forward: |ctx| Ok(vec![float_unary!(ctx.op, &ctx.inputs[0], T, v => v.tanh())?]),
+    forward: |ctx| Ok(vec![float_map1::<TanhBody>(ctx.op, &ctx.inputs[0], ctx.attrs)?]),
     backward: Some(|e, c| {
         // (1 − out²)·g
         let out = c.outputs[0];
@@ -256,7 +259,10 @@ pub static TANH: OpDef = OpDef {
         dense(emit0(e, &MUL, &[grad0(c), d])?)
     }),
     pure: true,
+    pointwise: Some(&TanhBody::POINTWISE),
 };
+
+unary_body!(SigmoidBody(attrs, T) {} v => v.sigmoid());
 
 /// `1 / (1 + e^{−x})`.
 pub static SIGMOID: OpDef = OpDef {
@@ -267,7 +273,7 @@ pub static SIGMOID: OpDef = OpDef {
     outputs: &["out"],
     attrs: &[],
     infer: infer_float,
-    forward: |ctx| Ok(vec![float_unary!(ctx.op, &ctx.inputs[0], T, v => v.sigmoid())?]),
+    forward: |ctx| Ok(vec![float_map1::<SigmoidBody>(ctx.op, &ctx.inputs[0], ctx.attrs)?]),
     backward: Some(|e, c| {
         // out·(1 − out)·g
         let out = c.outputs[0];
@@ -277,7 +283,10 @@ pub static SIGMOID: OpDef = OpDef {
         dense(emit0(e, &MUL, &[grad0(c), d])?)
     }),
     pure: true,
+    pointwise: Some(&SigmoidBody::POINTWISE),
 };
+
+unary_body!(ReluBody(attrs, T) {} v => if v < 0.0 { 0.0 } else { v });
 
 /// `max(x, 0)`.
 pub static RELU: OpDef = OpDef {
@@ -294,12 +303,15 @@ pub static RELU: OpDef = OpDef {
             DType::I32 => map_unary::<i32, i32>(x, |v| v.max(0))?,
             DType::I64 => map_unary::<i64, i64>(x, |v| v.max(0))?,
             DType::U8 => map_unary::<u8, u8>(x, |v| v)?,
-            _ => float_unary!(ctx.op, x, T, v => if v < 0.0 { 0.0 } else { v })?,
+            _ => float_map1::<ReluBody>(ctx.op, x, ctx.attrs)?,
         }])
     },
     backward: Some(|e, c| dense(emit0(e, &RELU_BACKWARD, &[grad0(c), c.inputs[0]])?)),
     pure: true,
+    pointwise: Some(&ReluBody::POINTWISE),
 };
+
+binary_body!(ReluBackwardBody(attrs, T) {} gv, xv => if xv > 0.0 { gv } else { 0.0 });
 
 /// Gradient of relu.
 pub static RELU_BACKWARD: OpDef = OpDef {
@@ -312,15 +324,21 @@ pub static RELU_BACKWARD: OpDef = OpDef {
     infer: infer_grad_x,
     forward: |ctx| {
         let (g, x, s) = (&ctx.inputs[0], &ctx.inputs[1], &ctx.outputs[0].shape);
-        Ok(vec![float_binary!(ctx.op, g, x, s, T, gv, xv => if xv > 0.0 { gv } else { 0.0 })?])
+        Ok(vec![float_map2::<ReluBackwardBody>(ctx.op, g, x, s, ctx.attrs)?])
     },
     // Linear in grad; the mask is piecewise constant in x.
     backward: Some(|e, c| Ok(vec![Some(GradVal::Dense(emit0(e, &RELU_BACKWARD, &[grad0(c), c.inputs[1]])?)), None])),
     pure: true,
+    pointwise: Some(&ReluBackwardBody::POINTWISE),
 };
 
 const SLOPE: &[AttrSpec] =
     &[AttrSpec::with_default("negative_slope", AttrKind::Float, AttrDefault::Float(0.01), "factor for x < 0")];
+
+// The slope stays f64 and converts inside the formula, exactly as the op always computed it.
+unary_body!(LeakyReluBody(attrs, T) {
+    let k = attrs.float("negative_slope");
+} v => if v > 0.0 { v } else { v * k as T });
 
 /// `x` for x > 0, else `negative_slope · x`.
 pub static LEAKY_RELU: OpDef = OpDef {
@@ -331,17 +349,19 @@ pub static LEAKY_RELU: OpDef = OpDef {
     outputs: &["out"],
     attrs: SLOPE,
     infer: infer_float,
-    forward: |ctx| {
-        let k = ctx.attrs.float("negative_slope");
-        Ok(vec![float_unary!(ctx.op, &ctx.inputs[0], T, v => if v > 0.0 { v } else { v * k as T })?])
-    },
+    forward: |ctx| Ok(vec![float_map1::<LeakyReluBody>(ctx.op, &ctx.inputs[0], ctx.attrs)?]),
     backward: Some(|e, c| {
         let attrs =
             attrs_of(&LEAKY_RELU_BACKWARD, &[("negative_slope", Attr::Float(c.attrs.float("negative_slope")))])?;
         dense(e.op(&LEAKY_RELU_BACKWARD, &[grad0(c), c.inputs[0]], attrs)?)
     }),
     pure: true,
+    pointwise: Some(&LeakyReluBody::POINTWISE),
 };
+
+binary_body!(LeakyReluBackwardBody(attrs, T) {
+    let k = attrs.float("negative_slope");
+} gv, xv => if xv > 0.0 { gv } else { gv * k as T });
 
 /// Gradient of leaky_relu.
 pub static LEAKY_RELU_BACKWARD: OpDef = OpDef {
@@ -353,9 +373,8 @@ pub static LEAKY_RELU_BACKWARD: OpDef = OpDef {
     attrs: SLOPE,
     infer: infer_grad_x,
     forward: |ctx| {
-        let k = ctx.attrs.float("negative_slope");
         let (g, x, s) = (&ctx.inputs[0], &ctx.inputs[1], &ctx.outputs[0].shape);
-        Ok(vec![float_binary!(ctx.op, g, x, s, T, gv, xv => if xv > 0.0 { gv } else { gv * k as T })?])
+        Ok(vec![float_map2::<LeakyReluBackwardBody>(ctx.op, g, x, s, ctx.attrs)?])
     },
     backward: Some(|e, c| {
         let attrs =
@@ -363,6 +382,7 @@ pub static LEAKY_RELU_BACKWARD: OpDef = OpDef {
         Ok(vec![Some(GradVal::Dense(e.op(&LEAKY_RELU_BACKWARD, &[grad0(c), c.inputs[1]], attrs)?)), None])
     }),
     pure: true,
+    pointwise: Some(&LeakyReluBackwardBody::POINTWISE),
 };
 
 const APPROXIMATE: &[AttrSpec] = &[AttrSpec::with_default(
@@ -388,6 +408,32 @@ fn approximate_attrs(op: &'static OpDef, c: &GradCtx) -> Result<Attrs> {
     attrs_of(op, &[("approximate", Attr::Str(c.attrs.str("approximate").to_string()))])
 }
 
+unary_body!(GeluErfBody(attrs, T) {} v => v.gelu_erf());
+unary_body!(GeluTanhBody(attrs, T) {} v => v.gelu_tanh());
+binary_body!(GeluErfBackwardBody(attrs, T) {} gv, xv => gv * xv.gelu_erf_grad());
+binary_body!(GeluTanhBackwardBody(attrs, T) {} gv, xv => gv * xv.gelu_tanh_grad());
+
+/// The chunk body of one of two forms, chosen by the `approximate` attribute once per chunk
+/// (validated by inference: anything but "tanh" here is "none").
+macro_rules! by_form {
+    ($arity:expr, $Erf:ident, $Tanh:ident) => {
+        Pointwise {
+            arity: $arity,
+            f32: |out, ins, attrs| {
+                let f = if attrs.str("approximate") == "tanh" { $Tanh::POINTWISE.f32 } else { $Erf::POINTWISE.f32 };
+                f(out, ins, attrs)
+            },
+            f64: |out, ins, attrs| {
+                let f = if attrs.str("approximate") == "tanh" { $Tanh::POINTWISE.f64 } else { $Erf::POINTWISE.f64 };
+                f(out, ins, attrs)
+            },
+        }
+    };
+}
+
+static GELU_POINTWISE: Pointwise = by_form!(1, GeluErfBody, GeluTanhBody);
+static GELU_BACKWARD_POINTWISE: Pointwise = by_form!(2, GeluErfBackwardBody, GeluTanhBackwardBody);
+
 /// Gaussian error linear unit.
 pub static GELU: OpDef = OpDef {
     name: "gelu",
@@ -403,15 +449,16 @@ pub static GELU: OpDef = OpDef {
     forward: |ctx| {
         let x = &ctx.inputs[0];
         Ok(vec![if tanh_form(ctx.op, ctx.attrs)? {
-            float_unary!(ctx.op, x, T, v => v.gelu_tanh())?
+            float_map1::<GeluTanhBody>(ctx.op, x, ctx.attrs)?
         } else {
-            float_unary!(ctx.op, x, T, v => v.gelu_erf())?
+            float_map1::<GeluErfBody>(ctx.op, x, ctx.attrs)?
         }])
     },
     backward: Some(|e, c| {
         dense(e.op(&GELU_BACKWARD, &[grad0(c), c.inputs[0]], approximate_attrs(&GELU_BACKWARD, c)?)?)
     }),
     pure: true,
+    pointwise: Some(&GELU_POINTWISE),
 };
 
 /// Gradient of gelu (no second-order rule).
@@ -429,14 +476,17 @@ pub static GELU_BACKWARD: OpDef = OpDef {
     forward: |ctx| {
         let (g, x, s) = (&ctx.inputs[0], &ctx.inputs[1], &ctx.outputs[0].shape);
         Ok(vec![if tanh_form(ctx.op, ctx.attrs)? {
-            float_binary!(ctx.op, g, x, s, T, gv, xv => gv * xv.gelu_tanh_grad())?
+            float_map2::<GeluTanhBackwardBody>(ctx.op, g, x, s, ctx.attrs)?
         } else {
-            float_binary!(ctx.op, g, x, s, T, gv, xv => gv * xv.gelu_erf_grad())?
+            float_map2::<GeluErfBackwardBody>(ctx.op, g, x, s, ctx.attrs)?
         }])
     },
     backward: None,
     pure: true,
+    pointwise: Some(&GELU_BACKWARD_POINTWISE),
 };
+
+unary_body!(SiluBody(attrs, T) {} v => v.silu());
 
 /// `x · sigmoid(x)`.
 pub static SILU: OpDef = OpDef {
@@ -447,10 +497,13 @@ pub static SILU: OpDef = OpDef {
     outputs: &["out"],
     attrs: &[],
     infer: infer_float,
-    forward: |ctx| Ok(vec![float_unary!(ctx.op, &ctx.inputs[0], T, v => v.silu())?]),
+    forward: |ctx| Ok(vec![float_map1::<SiluBody>(ctx.op, &ctx.inputs[0], ctx.attrs)?]),
     backward: Some(|e, c| dense(emit0(e, &SILU_BACKWARD, &[grad0(c), c.inputs[0]])?)),
     pure: true,
+    pointwise: Some(&SiluBody::POINTWISE),
 };
+
+binary_body!(SiluBackwardBody(attrs, T) {} gv, xv => gv * xv.silu_grad());
 
 /// Gradient of silu (no second-order rule).
 pub static SILU_BACKWARD: OpDef = OpDef {
@@ -463,10 +516,11 @@ pub static SILU_BACKWARD: OpDef = OpDef {
     infer: infer_grad_x,
     forward: |ctx| {
         let (g, x, s) = (&ctx.inputs[0], &ctx.inputs[1], &ctx.outputs[0].shape);
-        Ok(vec![float_binary!(ctx.op, g, x, s, T, gv, xv => gv * xv.silu_grad())?])
+        Ok(vec![float_map2::<SiluBackwardBody>(ctx.op, g, x, s, ctx.attrs)?])
     },
     backward: None,
     pure: true,
+    pointwise: Some(&SiluBackwardBody::POINTWISE),
 };
 
 const SOFTPLUS_ATTRS: &[AttrSpec] = &[
@@ -502,6 +556,13 @@ fn softplus_attrs(op: &'static OpDef, c: &GradCtx) -> Result<Attrs> {
     )
 }
 
+unary_body!(SoftplusBody(attrs, T) {
+    let (beta, th) = (attrs.float("beta") as T, attrs.float("threshold") as T);
+} v => v.softplus(beta, th));
+binary_body!(SoftplusBackwardBody(attrs, T) {
+    let (beta, th) = (attrs.float("beta") as T, attrs.float("threshold") as T);
+} gv, xv => gv * xv.softplus_grad(beta, th));
+
 /// `ln(1 + e^{βx})/β`, linear above the threshold (as PyTorch).
 pub static SOFTPLUS: OpDef = OpDef {
     name: "softplus",
@@ -512,13 +573,14 @@ pub static SOFTPLUS: OpDef = OpDef {
     attrs: SOFTPLUS_ATTRS,
     infer: infer_softplus,
     forward: |ctx| {
-        let (beta, th) = softplus_params(ctx.op, ctx.attrs)?;
-        Ok(vec![float_unary!(ctx.op, &ctx.inputs[0], T, v => v.softplus(beta as T, th as T))?])
+        softplus_params(ctx.op, ctx.attrs)?;
+        Ok(vec![float_map1::<SoftplusBody>(ctx.op, &ctx.inputs[0], ctx.attrs)?])
     },
     backward: Some(|e, c| {
         dense(e.op(&SOFTPLUS_BACKWARD, &[grad0(c), c.inputs[0]], softplus_attrs(&SOFTPLUS_BACKWARD, c)?)?)
     }),
     pure: true,
+    pointwise: Some(&SoftplusBody::POINTWISE),
 };
 
 /// Gradient of softplus (no second-order rule).
@@ -531,12 +593,13 @@ pub static SOFTPLUS_BACKWARD: OpDef = OpDef {
     attrs: SOFTPLUS_ATTRS,
     infer: infer_softplus,
     forward: |ctx| {
-        let (beta, th) = softplus_params(ctx.op, ctx.attrs)?;
+        softplus_params(ctx.op, ctx.attrs)?;
         let (g, x, s) = (&ctx.inputs[0], &ctx.inputs[1], &ctx.outputs[0].shape);
-        Ok(vec![float_binary!(ctx.op, g, x, s, T, gv, xv => gv * xv.softplus_grad(beta as T, th as T))?])
+        Ok(vec![float_map2::<SoftplusBackwardBody>(ctx.op, g, x, s, ctx.attrs)?])
     },
     backward: None,
     pure: true,
+    pointwise: Some(&SoftplusBackwardBody::POINTWISE),
 };
 
 /// This family's ops.

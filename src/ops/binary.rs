@@ -2,15 +2,16 @@
 //! (add_scalar, mul_scalar, pow_scalar).
 
 use super::dispatch::call1;
+use super::pointwise::{BinaryBody, UnaryBody, float_map1, float_map2};
 use super::util::{broadcast_shapes, emit0, one, require_float, require_numeric, same_dtype};
 use super::{
     ArgSpec, Attr, AttrKind, AttrSpec, Attrs, Emitter, ForwardCtx, GradCtx, GradVal, InferCtx, Meta, OpDef, OpKind, Val,
 };
-use crate::backend::cpu::elementwise::map_unary;
+use crate::backend::cpu::elementwise::{map_binary, map_unary};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
-use crate::{float_binary, numeric_binary};
+use crate::{binary_body, unary_body};
 
 const AB: &[ArgSpec] = &[ArgSpec::req("a"), ArgSpec::req("b")];
 
@@ -25,6 +26,20 @@ fn ab<'a>(ctx: &'a ForwardCtx) -> (&'a Tensor, &'a Tensor, &'a [usize]) {
     (&ctx.inputs[0], &ctx.inputs[1], &ctx.outputs[0].shape)
 }
 
+/// Broadcast `a op b`: floats through `$Body` (the op's one float formula, shared with its
+/// pointwise body), integers through `$int` (wrapping arithmetic) over `$x`, `$y`.
+macro_rules! numeric_kernel {
+    ($ctx:expr, $Body:ident, $x:ident, $y:ident => int $int:expr) => {{
+        let (a, b, s) = ab($ctx);
+        match a.dtype() {
+            DType::I32 => map_binary::<i32, i32, i32>(a, b, s, |$x, $y| $int),
+            DType::I64 => map_binary::<i64, i64, i64>(a, b, s, |$x, $y| $int),
+            DType::U8 => map_binary::<u8, u8, u8>(a, b, s, |$x, $y| $int),
+            _ => float_map2::<$Body>($ctx.op, a, b, s, $ctx.attrs),
+        }
+    }};
+}
+
 /// Reduces a gradient to the shape of the input it belongs to (undoing broadcasting).
 pub fn unbroadcast(e: &mut dyn Emitter, g: Val, input: Val) -> Result<Val> {
     if e.meta(g).shape == e.meta(input).shape {
@@ -37,6 +52,8 @@ fn dense(v: Val) -> Option<GradVal> {
     Some(GradVal::Dense(v))
 }
 
+binary_body!(AddBody(attrs, T) {} x, y => x + y);
+
 /// `a + b`.
 pub static ADD: OpDef = OpDef {
     name: "add",
@@ -46,16 +63,16 @@ pub static ADD: OpDef = OpDef {
     outputs: &["out"],
     attrs: &[],
     infer: infer_arith,
-    forward: |ctx| {
-        let (a, b, s) = ab(ctx);
-        Ok(vec![numeric_binary!(ctx.op, a, b, s, T, x, y => x + y, int => x.wrapping_add(y))?])
-    },
+    forward: |ctx| Ok(vec![numeric_kernel!(ctx, AddBody, x, y => int x.wrapping_add(y))?]),
     backward: Some(|e, c| {
         let g = c.grads[0].expect("add has one output");
         Ok(vec![dense(unbroadcast(e, g, c.inputs[0])?), dense(unbroadcast(e, g, c.inputs[1])?)])
     }),
     pure: true,
+    pointwise: Some(&AddBody::POINTWISE),
 };
+
+binary_body!(SubBody(attrs, T) {} x, y => x - y);
 
 /// `a - b`.
 pub static SUB: OpDef = OpDef {
@@ -66,17 +83,17 @@ pub static SUB: OpDef = OpDef {
     outputs: &["out"],
     attrs: &[],
     infer: infer_arith,
-    forward: |ctx| {
-        let (a, b, s) = ab(ctx);
-        Ok(vec![numeric_binary!(ctx.op, a, b, s, T, x, y => x - y, int => x.wrapping_sub(y))?])
-    },
+    forward: |ctx| Ok(vec![numeric_kernel!(ctx, SubBody, x, y => int x.wrapping_sub(y))?]),
     backward: Some(|e, c| {
         let g = c.grads[0].expect("sub has one output");
         let ng = emit0(e, &super::unary::NEG, &[g])?;
         Ok(vec![dense(unbroadcast(e, g, c.inputs[0])?), dense(unbroadcast(e, ng, c.inputs[1])?)])
     }),
     pure: true,
+    pointwise: Some(&SubBody::POINTWISE),
 };
+
+binary_body!(MulBody(attrs, T) {} x, y => x * y);
 
 /// `a * b`.
 pub static MUL: OpDef = OpDef {
@@ -87,10 +104,7 @@ pub static MUL: OpDef = OpDef {
     outputs: &["out"],
     attrs: &[],
     infer: infer_arith,
-    forward: |ctx| {
-        let (a, b, s) = ab(ctx);
-        Ok(vec![numeric_binary!(ctx.op, a, b, s, T, x, y => x * y, int => x.wrapping_mul(y))?])
-    },
+    forward: |ctx| Ok(vec![numeric_kernel!(ctx, MulBody, x, y => int x.wrapping_mul(y))?]),
     backward: Some(|e, c| {
         let (g, a, b) = (c.grads[0].expect("mul has one output"), c.inputs[0], c.inputs[1]);
         let ga = emit0(e, &MUL, &[g, b])?;
@@ -98,7 +112,10 @@ pub static MUL: OpDef = OpDef {
         Ok(vec![dense(unbroadcast(e, ga, a)?), dense(unbroadcast(e, gb, b)?)])
     }),
     pure: true,
+    pointwise: Some(&MulBody::POINTWISE),
 };
+
+binary_body!(DivBody(attrs, T) {} x, y => x / y);
 
 /// `a / b` (integer division truncates; an integer zero divisor is an error).
 pub static DIV: OpDef = OpDef {
@@ -110,11 +127,11 @@ pub static DIV: OpDef = OpDef {
     attrs: &[],
     infer: infer_arith,
     forward: |ctx| {
-        let (a, b, s) = ab(ctx);
+        let b = &ctx.inputs[1];
         if !b.dtype().is_float() && b.raw_cast(crate::DType::Bool)?.to_vec::<bool>()?.contains(&false) {
             return Err(Error::invalid("b", "div: integer division by zero"));
         }
-        Ok(vec![numeric_binary!(ctx.op, a, b, s, T, x, y => x / y, int => x.wrapping_div(y))?])
+        Ok(vec![numeric_kernel!(ctx, DivBody, x, y => int x.wrapping_div(y))?])
     },
     backward: Some(|e, c| {
         let (g, a, b) = (c.grads[0].expect("div has one output"), c.inputs[0], c.inputs[1]);
@@ -126,6 +143,7 @@ pub static DIV: OpDef = OpDef {
         Ok(vec![dense(unbroadcast(e, ga, a)?), dense(unbroadcast(e, gb, b)?)])
     }),
     pure: true,
+    pointwise: Some(&DivBody::POINTWISE),
 };
 
 /// Inference for float broadcasting ops: one float dtype, broadcast shape.
@@ -139,6 +157,8 @@ fn grad0(c: &GradCtx) -> Val {
     c.grads[0].expect("binary ops have one output")
 }
 
+binary_body!(PowBody(attrs, T) {} x, y => x.powf(y));
+
 /// `a ^ b` (float dtypes).
 pub static POW: OpDef = OpDef {
     name: "pow",
@@ -150,7 +170,7 @@ pub static POW: OpDef = OpDef {
     infer: infer_float_binary,
     forward: |ctx| {
         let (a, b, s) = ab(ctx);
-        Ok(vec![float_binary!(ctx.op, a, b, s, T, x, y => x.powf(y))?])
+        Ok(vec![float_map2::<PowBody>(ctx.op, a, b, s, ctx.attrs)?])
     },
     backward: Some(|e, c| {
         let (g, a, b, out) = (grad0(c), c.inputs[0], c.inputs[1], c.outputs[0]);
@@ -171,6 +191,7 @@ pub static POW: OpDef = OpDef {
         Ok(vec![dense(unbroadcast(e, ga, a)?), dense(unbroadcast(e, gb, b)?)])
     }),
     pure: true,
+    pointwise: Some(&PowBody::POINTWISE),
 };
 
 /// Gradient of maximum/minimum: `select` (a > b for maximum) sends all of g to a, ties split it evenly.
@@ -187,6 +208,9 @@ fn extremum_backward(e: &mut dyn Emitter, c: &GradCtx, select: &'static OpDef) -
     Ok(vec![dense(unbroadcast(e, ga, a)?), dense(unbroadcast(e, gb, b)?)])
 }
 
+binary_body!(MaximumBody(attrs, T) {} x, y => if x > y || x.is_nan() { x } else { y });
+binary_body!(MinimumBody(attrs, T) {} x, y => if x < y || x.is_nan() { x } else { y });
+
 /// Elementwise larger of a and b (NaN propagates).
 pub static MAXIMUM: OpDef = OpDef {
     name: "maximum",
@@ -196,12 +220,10 @@ pub static MAXIMUM: OpDef = OpDef {
     outputs: &["out"],
     attrs: &[],
     infer: infer_arith,
-    forward: |ctx| {
-        let (a, b, s) = ab(ctx);
-        Ok(vec![numeric_binary!(ctx.op, a, b, s, T, x, y => if x > y || x.is_nan() { x } else { y }, int => x.max(y))?])
-    },
+    forward: |ctx| Ok(vec![numeric_kernel!(ctx, MaximumBody, x, y => int x.max(y))?]),
     backward: Some(|e, c| extremum_backward(e, c, &super::compare::GT)),
     pure: true,
+    pointwise: Some(&MaximumBody::POINTWISE),
 };
 
 /// Elementwise smaller of a and b (NaN propagates).
@@ -213,12 +235,10 @@ pub static MINIMUM: OpDef = OpDef {
     outputs: &["out"],
     attrs: &[],
     infer: infer_arith,
-    forward: |ctx| {
-        let (a, b, s) = ab(ctx);
-        Ok(vec![numeric_binary!(ctx.op, a, b, s, T, x, y => if x < y || x.is_nan() { x } else { y }, int => x.min(y))?])
-    },
+    forward: |ctx| Ok(vec![numeric_kernel!(ctx, MinimumBody, x, y => int x.min(y))?]),
     backward: Some(|e, c| extremum_backward(e, c, &super::compare::LT)),
     pure: true,
+    pointwise: Some(&MinimumBody::POINTWISE),
 };
 
 /// Attributes for a scalar op (`add_scalar`, `mul_scalar`, `pow_scalar`): its one float attribute set to `v`.
@@ -253,10 +273,10 @@ fn infer_scalar_arith(ctx: &InferCtx) -> Result<Vec<Meta>> {
     one(m.shape.clone(), m.dtype)
 }
 
-/// Applies `x op value` keeping x's dtype: `$f` for floats (value in the compute type),
-/// `$i` (a wrapping integer method) for integers.
+/// Applies `x op value` keeping x's dtype: `$Body` for floats (the op's one float formula),
+/// `$method` (a wrapping integer method) for integers.
 macro_rules! scalar_kernel {
-    ($ctx:expr, $T:ident, $x:ident, $s:ident => $f:expr, int $method:ident) => {{
+    ($ctx:expr, $Body:ident, $x:ident, int $method:ident) => {{
         let x = &$ctx.inputs[0];
         let v = $ctx.attrs.float("value");
         match x.dtype() {
@@ -264,12 +284,16 @@ macro_rules! scalar_kernel {
             DType::I32 => map_unary::<i32, i32>(x, move |$x| $x.$method(v as i64 as i32)),
             DType::I64 => map_unary::<i64, i64>(x, move |$x| $x.$method(v as i64)),
             DType::U8 => map_unary::<u8, u8>(x, move |$x| $x.$method(v as i64 as u8)),
-            _ => $crate::float_unary!($ctx.op, x, $T, $x => { let $s = v as $T; $f }),
+            _ => float_map1::<$Body>($ctx.op, x, $ctx.attrs),
         }
     }};
 }
 
 const X: &[ArgSpec] = &[ArgSpec::req("x")];
+
+// The value converts to the compute type once; the op always computed `x + (value as T)`.
+unary_body!(AddScalarBody(attrs, T) { let s = attrs.float("value") as T; } x => x + s);
+unary_body!(MulScalarBody(attrs, T) { let s = attrs.float("value") as T; } x => x * s);
 
 /// `x + value`.
 pub static ADD_SCALAR: OpDef = OpDef {
@@ -280,9 +304,10 @@ pub static ADD_SCALAR: OpDef = OpDef {
     outputs: &["out"],
     attrs: &[AttrSpec::required("value", AttrKind::Float, "the addend")],
     infer: infer_scalar_arith,
-    forward: |ctx| Ok(vec![scalar_kernel!(ctx, T, x, s => x + s, int wrapping_add)?]),
+    forward: |ctx| Ok(vec![scalar_kernel!(ctx, AddScalarBody, x, int wrapping_add)?]),
     backward: Some(|_, c| Ok(vec![dense(grad0(c))])),
     pure: true,
+    pointwise: Some(&AddScalarBody::POINTWISE),
 };
 
 /// `x * value`.
@@ -294,10 +319,26 @@ pub static MUL_SCALAR: OpDef = OpDef {
     outputs: &["out"],
     attrs: &[AttrSpec::required("value", AttrKind::Float, "the factor")],
     infer: infer_scalar_arith,
-    forward: |ctx| Ok(vec![scalar_kernel!(ctx, T, x, s => x * s, int wrapping_mul)?]),
+    forward: |ctx| Ok(vec![scalar_kernel!(ctx, MulScalarBody, x, int wrapping_mul)?]),
     backward: Some(|e, c| Ok(vec![dense(emit_scalar(e, &MUL_SCALAR, grad0(c), c.attrs.float("value"))?)])),
     pure: true,
+    pointwise: Some(&MulScalarBody::POINTWISE),
 };
+
+// Common exponents skip powf (slower, and not exact for squares on every libm).
+unary_body!(PowScalarBody(attrs, T) { let p = attrs.float("exponent"); } x => {
+    if p == 2.0 {
+        x * x
+    } else if p == 3.0 {
+        x * x * x
+    } else if p == 0.5 {
+        x.sqrt()
+    } else if p == -1.0 {
+        1.0 / x
+    } else {
+        x.powf(p as T)
+    }
+});
 
 /// `x ^ exponent` (float dtypes).
 pub static POW_SCALAR: OpDef = OpDef {
@@ -308,23 +349,7 @@ pub static POW_SCALAR: OpDef = OpDef {
     outputs: &["out"],
     attrs: &[AttrSpec::required("exponent", AttrKind::Float, "the power")],
     infer: super::unary::infer_float,
-    forward: |ctx| {
-        let p = ctx.attrs.float("exponent");
-        // Common exponents skip powf (slower, and not exact for squares on every libm).
-        Ok(vec![crate::float_unary!(ctx.op, &ctx.inputs[0], T, x => {
-            if p == 2.0 {
-                x * x
-            } else if p == 3.0 {
-                x * x * x
-            } else if p == 0.5 {
-                x.sqrt()
-            } else if p == -1.0 {
-                1.0 / x
-            } else {
-                x.powf(p as T)
-            }
-        })?])
-    },
+    forward: |ctx| Ok(vec![float_map1::<PowScalarBody>(ctx.op, &ctx.inputs[0], ctx.attrs)?]),
     backward: Some(|e, c| {
         let p = c.attrs.float("exponent");
         if p == 0.0 {
@@ -336,6 +361,7 @@ pub static POW_SCALAR: OpDef = OpDef {
         Ok(vec![dense(emit0(e, &MUL, &[grad0(c), d])?)])
     }),
     pure: true,
+    pointwise: Some(&PowScalarBody::POINTWISE),
 };
 
 /// This family's ops.

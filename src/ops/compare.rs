@@ -59,6 +59,7 @@ macro_rules! compare_op {
             forward: |ctx| compare_kernel!(ctx, $x, $y => $body),
             backward: None,
             pure: true,
+            pointwise: None,
         };
     };
 }
@@ -120,6 +121,7 @@ pub static LOGICAL_AND: OpDef = OpDef {
     forward: |ctx| logical_kernel(ctx, |x, y| x & y),
     backward: None,
     pure: true,
+    pointwise: None,
 };
 
 /// Logical or.
@@ -134,6 +136,7 @@ pub static LOGICAL_OR: OpDef = OpDef {
     forward: |ctx| logical_kernel(ctx, |x, y| x | y),
     backward: None,
     pure: true,
+    pointwise: None,
 };
 
 /// Logical not.
@@ -148,6 +151,7 @@ pub static LOGICAL_NOT: OpDef = OpDef {
     forward: |ctx| Ok(vec![map_unary::<bool, bool>(&truth(&ctx.inputs[0])?, |v| !v)?]),
     backward: None,
     pure: true,
+    pointwise: None,
 };
 
 /// Broadcasts two shapes, naming `arg` on failure.
@@ -248,6 +252,7 @@ pub static WHERE: OpDef = OpDef {
         Ok(vec![None, Some(GradVal::Dense(unbroadcast(e, ga, a)?)), Some(GradVal::Dense(unbroadcast(e, gb, b)?))])
     }),
     pure: true,
+    pointwise: None,
 };
 
 /// This family's ops.

@@ -404,6 +404,7 @@ pub static CONV2D: OpDef = OpDef {
     },
     backward: Some(conv_backward),
     pure: true,
+    pointwise: None,
 };
 
 /// Checks that `g` has the shape conv2d(x, weight) would produce.
@@ -445,6 +446,7 @@ pub static CONV2D_BACKWARD_INPUT: OpDef = OpDef {
         Ok(vec![dense(gg), dense(gw), None])
     }),
     pure: true,
+    pointwise: None,
 };
 
 /// The weight gradient of conv2d.
@@ -475,6 +477,7 @@ pub static CONV2D_BACKWARD_WEIGHT: OpDef = OpDef {
         Ok(vec![dense(gg), dense(gx), None])
     }),
     pure: true,
+    pointwise: None,
 };
 
 /// Validates a pooling window over `x` `[N, C, H, W]`; `c` of the result counts planes (N·C).
@@ -596,6 +599,7 @@ pub static MAX_POOL2D: OpDef = OpDef {
         Ok(vec![dense(e.op(&MAX_POOL2D_BACKWARD, &[g, c.inputs[0]], attrs)?)])
     }),
     pure: true,
+    pointwise: None,
 };
 
 /// The gradient of max_pool2d.
@@ -621,6 +625,7 @@ pub static MAX_POOL2D_BACKWARD: OpDef = OpDef {
     },
     backward: None,
     pure: true,
+    pointwise: None,
 };
 
 /// The divisor of window `(y, z)`.
@@ -688,6 +693,7 @@ pub static AVG_POOL2D: OpDef = OpDef {
         Ok(vec![dense(e.op(&AVG_POOL2D_BACKWARD, &[g, c.inputs[0]], attrs)?)])
     }),
     pure: true,
+    pointwise: None,
 };
 
 /// The gradient of avg_pool2d.
@@ -718,6 +724,7 @@ pub static AVG_POOL2D_BACKWARD: OpDef = OpDef {
         Ok(vec![dense(e.op(&AVG_POOL2D, &[dz], reattr(&AVG_POOL2D, c.attrs)?)?), None])
     }),
     pure: true,
+    pointwise: None,
 };
 
 /// This family's ops.

@@ -199,6 +199,9 @@ pub struct OpDef {
     pub backward: Option<BackwardFn>,
     /// False for ops that draw random numbers or have effects; constant folding skips them.
     pub pure: bool,
+    /// The chunk body of an elementwise float op (f32/f64), which lets the fusion pass run a
+    /// chain of such ops in one pass over memory; `None` for every other op.
+    pub pointwise: Option<&'static super::pointwise::Pointwise>,
 }
 
 impl std::fmt::Debug for OpDef {

@@ -433,6 +433,7 @@ pub static EMBEDDING: OpDef = OpDef {
         Ok(vec![Some(GradVal::Rows { indices, rows }), None])
     }),
     pure: true,
+    pointwise: None,
 };
 
 /// The rows of an embedding gradient with the padding rows zeroed.
@@ -477,6 +478,7 @@ pub static EMBEDDING_BACKWARD: OpDef = OpDef {
     },
     backward: None,
     pure: true,
+    pointwise: None,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -766,6 +768,7 @@ pub static EMBEDDING_BAG: OpDef = OpDef {
         Ok(grads)
     }),
     pure: true,
+    pointwise: None,
 };
 
 /// Checks g `[B, D]` against the bag inputs that follow it.
@@ -818,6 +821,7 @@ pub static EMBEDDING_BAG_BACKWARD: OpDef = OpDef {
     },
     backward: None,
     pure: true,
+    pointwise: None,
 };
 
 /// The per-sample-weight gradient of embedding_bag (mode sum).
@@ -846,6 +850,7 @@ pub static EMBEDDING_BAG_WEIGHTS_BACKWARD: OpDef = OpDef {
     },
     backward: None,
     pure: true,
+    pointwise: None,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -909,6 +914,7 @@ pub static INDEX_SELECT: OpDef = OpDef {
         Ok(vec![dense(g), None])
     }),
     pure: true,
+    pointwise: None,
 };
 
 /// `out[o, i, :] += src[o, j, :]` for `i = index[j]` in the `[outer, n, inner]` view.
@@ -973,6 +979,7 @@ pub static INDEX_ADD: OpDef = OpDef {
         Ok(vec![dense(g), None, dense(gs)])
     }),
     pure: true,
+    pointwise: None,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -1042,6 +1049,7 @@ pub static GATHER: OpDef = OpDef {
         Ok(vec![dense(g), None])
     }),
     pure: true,
+    pointwise: None,
 };
 
 /// `out[p with dim replaced by idx[p]] += src[p]` over the index's shape; `out` has strides `xs`.
@@ -1140,6 +1148,7 @@ pub static SCATTER_ADD: OpDef = OpDef {
         Ok(vec![dense(g), None, dense(gs)])
     }),
     pure: true,
+    pointwise: None,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -1186,6 +1195,7 @@ pub static ONE_HOT: OpDef = OpDef {
     },
     backward: None,
     pure: true,
+    pointwise: None,
 };
 
 /// This family's ops.

@@ -225,6 +225,7 @@ pub static MATMUL: OpDef = OpDef {
     forward: matmul_forward,
     backward: Some(matmul_backward),
     pure: true,
+    pointwise: None,
 };
 
 /// Batched product of two 3-D tensors with equal batch sizes.
@@ -265,6 +266,7 @@ pub static BMM: OpDef = OpDef {
         Ok(vec![dense(ga), dense(gb)])
     }),
     pure: true,
+    pointwise: None,
 };
 
 fn infer_linear(ctx: &InferCtx) -> Result<Vec<Meta>> {
@@ -375,6 +377,7 @@ pub static LINEAR: OpDef = OpDef {
         Ok(grads)
     }),
     pure: true,
+    pointwise: None,
 };
 
 /// This family's ops.

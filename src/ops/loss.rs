@@ -155,6 +155,7 @@ pub static MSE_LOSS: OpDef = OpDef {
         Ok(vec![dense(gx), dense(gy)])
     }),
     pure: true,
+    pointwise: None,
 };
 
 /// Mean absolute error.
@@ -178,6 +179,7 @@ pub static L1_LOSS: OpDef = OpDef {
         Ok(vec![dense(gx), dense(gy)])
     }),
     pure: true,
+    pointwise: None,
 };
 
 fn l1_grad<F: Real>(x: &Tensor, y: &Tensor, g: &Tensor, r: Reduction) -> Result<Tensor> {
@@ -228,6 +230,7 @@ pub static L1_LOSS_BACKWARD: OpDef = OpDef {
     },
     backward: None,
     pure: true,
+    pointwise: None,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -444,6 +447,7 @@ pub static CROSS_ENTROPY: OpDef = OpDef {
         Ok(vec![dense(g), None])
     }),
     pure: true,
+    pointwise: None,
 };
 
 /// Gradient of cross_entropy with respect to the logits.
@@ -461,6 +465,7 @@ pub static CROSS_ENTROPY_BACKWARD: OpDef = OpDef {
     },
     backward: None,
     pure: true,
+    pointwise: None,
 };
 
 fn infer_class_grad(ctx: &InferCtx) -> Result<Vec<Meta>> {
@@ -492,6 +497,7 @@ pub static NLL_LOSS: OpDef = OpDef {
         Ok(vec![dense(g), None])
     }),
     pure: true,
+    pointwise: None,
 };
 
 /// Gradient of nll_loss with respect to its input.
@@ -509,6 +515,7 @@ pub static NLL_LOSS_BACKWARD: OpDef = OpDef {
     },
     backward: None,
     pure: true,
+    pointwise: None,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -601,6 +608,7 @@ pub static BCE_WITH_LOGITS: OpDef = OpDef {
     },
     backward: Some(bce_backward_rule),
     pure: true,
+    pointwise: None,
 };
 
 fn bce_backward_rule(e: &mut dyn Emitter, c: &GradCtx) -> Result<Vec<Option<GradVal>>> {
@@ -667,6 +675,7 @@ pub static BCE_WITH_LOGITS_BACKWARD: OpDef = OpDef {
     },
     backward: None,
     pure: true,
+    pointwise: None,
 };
 
 /// This family's ops.

@@ -59,6 +59,7 @@ pub static RESHAPE: OpDef = OpDef {
         Ok(vec![dense(emit_reshape(e, g0(c), &shape)?)])
     }),
     pure: true,
+    pointwise: None,
 };
 
 /// Like reshape, but an error instead of a copy.
@@ -73,6 +74,7 @@ pub static VIEW: OpDef = OpDef {
     forward: |ctx| Ok(vec![ctx.inputs[0].raw_view(ctx.attrs.ints("shape"))?]),
     backward: RESHAPE.backward,
     pure: true,
+    pointwise: None,
 };
 
 /// Reorders dimensions.
@@ -96,6 +98,7 @@ pub static PERMUTE: OpDef = OpDef {
         Ok(vec![dense(e.op(&PERMUTE, &[g0(c)], attrs)?)])
     }),
     pure: true,
+    pointwise: None,
 };
 
 /// Swaps two dimensions.
@@ -113,6 +116,7 @@ pub static TRANSPOSE: OpDef = OpDef {
     forward: |ctx| Ok(vec![ctx.inputs[0].raw_transpose(ctx.attrs.int("dim0"), ctx.attrs.int("dim1"))?]),
     backward: Some(|e, c| Ok(vec![dense(e.op(&TRANSPOSE, &[g0(c)], c.attrs.clone())?)])),
     pure: true,
+    pointwise: None,
 };
 
 const SLICE_ATTRS: &[AttrSpec] = &[
@@ -154,6 +158,7 @@ pub static SLICE: OpDef = OpDef {
     },
     backward: Some(|e, c| Ok(vec![dense(e.op(&SLICE_BACKWARD, &[g0(c), c.inputs[0]], c.attrs.clone())?)])),
     pure: true,
+    pointwise: None,
 };
 
 /// Zeros shaped like `like`, with `g` written into the slice `like[dim, start:end:step]`.
@@ -192,6 +197,7 @@ pub static SLICE_BACKWARD: OpDef = OpDef {
     },
     backward: Some(|e, c| Ok(vec![dense(e.op(&SLICE, &[g0(c)], c.attrs.clone())?), None])),
     pure: true,
+    pointwise: None,
 };
 
 /// Broadcasts to a shape without copying.
@@ -206,6 +212,7 @@ pub static EXPAND: OpDef = OpDef {
     forward: |ctx| Ok(vec![ctx.inputs[0].raw_expand(ctx.attrs.ints("shape"))?]),
     backward: Some(|e, c| Ok(vec![dense(super::binary::unbroadcast(e, g0(c), c.inputs[0])?)])),
     pure: true,
+    pointwise: None,
 };
 
 /// Broadcasts `x` to the shape of `like`.
@@ -226,6 +233,7 @@ pub static EXPAND_AS: OpDef = OpDef {
     forward: |ctx| Ok(vec![ctx.inputs[0].raw_expand(&as_i64(&ctx.outputs[0].shape))?]),
     backward: Some(|e, c| Ok(vec![dense(super::binary::unbroadcast(e, g0(c), c.inputs[0])?), None])),
     pure: true,
+    pointwise: None,
 };
 
 /// Removes a size-1 dimension (or all of them).
@@ -254,6 +262,7 @@ pub static SQUEEZE: OpDef = OpDef {
         Ok(vec![dense(emit_reshape(e, g0(c), &shape)?)])
     }),
     pure: true,
+    pointwise: None,
 };
 
 /// Inserts a size-1 dimension.
@@ -271,6 +280,7 @@ pub static UNSQUEEZE: OpDef = OpDef {
         Ok(vec![dense(emit_reshape(e, g0(c), &shape)?)])
     }),
     pure: true,
+    pointwise: None,
 };
 
 /// Packs the elements row-major (no copy when already contiguous).
@@ -285,6 +295,7 @@ pub static CONTIGUOUS: OpDef = OpDef {
     forward: |ctx: &ForwardCtx| Ok(vec![ctx.inputs[0].raw_contiguous()?]),
     backward: Some(|_, c| Ok(vec![dense(g0(c))])),
     pure: true,
+    pointwise: None,
 };
 
 /// This family's ops.

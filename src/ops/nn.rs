@@ -111,6 +111,7 @@ pub static SOFTMAX: OpDef = OpDef {
         Ok(vec![dense(emit0(e, &super::binary::MUL, &[y, d])?)])
     }),
     pure: true,
+    pointwise: None,
 };
 
 /// Log-softmax along an axis.
@@ -133,6 +134,7 @@ pub static LOG_SOFTMAX: OpDef = OpDef {
         Ok(vec![dense(emit0(e, &super::binary::SUB, &[g, ps])?)])
     }),
     pure: true,
+    pointwise: None,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -270,6 +272,7 @@ pub static LAYER_NORM: OpDef = OpDef {
         Ok(out)
     }),
     pure: true,
+    pointwise: None,
 };
 
 /// Sums `f(row, acc)` contributions of `rows` rows into a vector of `width`, in parallel when large.
@@ -361,6 +364,7 @@ pub static LAYER_NORM_BACKWARD: OpDef = OpDef {
     },
     backward: None,
     pure: true,
+    pointwise: None,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -517,6 +521,7 @@ pub static BATCH_NORM: OpDef = OpDef {
         Ok(vec![dense(gs[0]), dense(gs[1]), dense(gs[2]), None, None])
     }),
     pure: true,
+    pointwise: None,
 };
 
 fn batch_norm_grad<F: Real>(ins: &[Tensor], training: bool, eps: f64) -> Result<[Tensor; 3]> {
@@ -600,6 +605,7 @@ pub static BATCH_NORM_BACKWARD: OpDef = OpDef {
     },
     backward: None,
     pure: true,
+    pointwise: None,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -662,6 +668,7 @@ pub static DROPOUT: OpDef = OpDef {
         Ok(vec![dense(e.op(&DROPOUT, &[c.grads[0].expect("one output")], c.attrs.clone())?)])
     }),
     pure: false,
+    pointwise: None,
 };
 
 /// This family's ops.

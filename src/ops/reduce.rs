@@ -97,6 +97,7 @@ pub static SUM: OpDef = OpDef {
         Ok(vec![Some(GradVal::Dense(emit0(e, &super::movement::EXPAND_AS, &[g, x])?))])
     }),
     pure: true,
+    pointwise: None,
 };
 
 /// Sums `x` down to the shape of `like` (which `x` must broadcast from).
@@ -128,6 +129,7 @@ pub static SUM_TO: OpDef = OpDef {
         Ok(vec![Some(GradVal::Dense(g)), None])
     }),
     pure: true,
+    pointwise: None,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -320,6 +322,7 @@ pub static MEAN: OpDef = OpDef {
         Ok(vec![dense(emit0(e, &super::binary::MUL, &[g, k])?)])
     }),
     pure: true,
+    pointwise: None,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -368,6 +371,7 @@ pub static MAX: OpDef = OpDef {
     forward: extremum_forward::<true>,
     backward: Some(extremum_backward),
     pure: true,
+    pointwise: None,
 };
 
 /// Minimum over axes.
@@ -382,6 +386,7 @@ pub static MIN: OpDef = OpDef {
     forward: extremum_forward::<false>,
     backward: Some(extremum_backward),
     pure: true,
+    pointwise: None,
 };
 
 fn minmax_grad<F: Real>(x: &Tensor, out: &Tensor, g: &Tensor, axes: &[usize]) -> Result<Tensor> {
@@ -426,6 +431,7 @@ pub static MINMAX_BACKWARD: OpDef = OpDef {
     },
     backward: None,
     pure: true,
+    pointwise: None,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -459,6 +465,7 @@ pub static PROD: OpDef = OpDef {
         Ok(vec![dense(e.op(&PROD_BACKWARD, &[c.inputs[0], c.grads[0].expect("one output")], attrs)?)])
     }),
     pure: true,
+    pointwise: None,
 };
 
 fn prod_grad<F: Real>(x: &Tensor, g: &Tensor, axes: &[usize]) -> Result<Tensor> {
@@ -505,6 +512,7 @@ pub static PROD_BACKWARD: OpDef = OpDef {
     },
     backward: None,
     pure: true,
+    pointwise: None,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -593,6 +601,7 @@ pub static ARGMAX: OpDef = OpDef {
     forward: arg_forward::<true>,
     backward: None,
     pure: true,
+    pointwise: None,
 };
 
 /// Index of the minimum.
@@ -607,6 +616,7 @@ pub static ARGMIN: OpDef = OpDef {
     forward: arg_forward::<false>,
     backward: None,
     pure: true,
+    pointwise: None,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -683,6 +693,7 @@ pub static VAR: OpDef = OpDef {
     forward: var_forward::<false>,
     backward: Some(var_backward::<false>),
     pure: true,
+    pointwise: None,
 };
 
 /// Standard deviation over axes.
@@ -697,6 +708,7 @@ pub static STD: OpDef = OpDef {
     forward: var_forward::<true>,
     backward: Some(var_backward::<true>),
     pure: true,
+    pointwise: None,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -738,6 +750,7 @@ pub static LOGSUMEXP: OpDef = OpDef {
         Ok(vec![dense(emit0(e, &super::binary::MUL, &[g, p])?)])
     }),
     pure: true,
+    pointwise: None,
 };
 
 // ---------------------------------------------------------------------------------------------

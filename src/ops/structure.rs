@@ -125,6 +125,7 @@ pub static CONCAT: OpDef = OpDef {
             .collect()
     }),
     pure: true,
+    pointwise: None,
 };
 
 /// Tensors of one shape stacked along a new dimension.
@@ -164,6 +165,7 @@ pub static STACK: OpDef = OpDef {
             .collect()
     }),
     pure: true,
+    pointwise: None,
 };
 
 /// The piece sizes of a split of a dimension of size `n`.
@@ -252,6 +254,7 @@ pub static SPLIT: OpDef = OpDef {
         Ok(vec![dense(g)])
     }),
     pure: true,
+    pointwise: None,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -423,6 +426,7 @@ pub static PAD: OpDef = OpDef {
         Ok(vec![dense(g)])
     }),
     pure: true,
+    pointwise: None,
 };
 
 /// The adjoint of a 1-D pad of dimension `dim` on a contiguous `[outer, m, inner]` tensor:
@@ -488,6 +492,7 @@ pub static PAD_BACKWARD: OpDef = OpDef {
         Ok(vec![dense(e.op(&PAD, &[c.grads[0].expect("one output")], attrs)?), None])
     }),
     pure: true,
+    pointwise: None,
 };
 
 /// This family's ops.

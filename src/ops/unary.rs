@@ -3,6 +3,7 @@
 
 use super::binary::{ADD_SCALAR, MUL, MUL_SCALAR, emit_scalar};
 use super::dispatch::{attrs_of, call1};
+use super::pointwise::{BinaryBody, UnaryBody, float_map1, float_map2};
 use super::util::{emit0, one, require_float, require_numeric};
 use super::{
     ArgSpec, Attr, AttrDefault, AttrKind, AttrSpec, Attrs, GradCtx, GradVal, InferCtx, Meta, OpDef, OpKind, Val,
@@ -10,8 +11,8 @@ use super::{
 use crate::backend::cpu::elementwise::map_unary;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::float_unary;
 use crate::tensor::Tensor;
+use crate::{binary_body, unary_body};
 
 const X: &[ArgSpec] = &[ArgSpec::req("x")];
 
@@ -26,6 +27,8 @@ pub fn infer_numeric(ctx: &InferCtx) -> Result<Vec<Meta>> {
     require_numeric(ctx.op, "x", ctx.inputs[0].dtype)?;
     one(ctx.inputs[0].shape.clone(), ctx.inputs[0].dtype)
 }
+
+unary_body!(NegBody(attrs, T) {} v => -v);
 
 /// `-x`.
 pub static NEG: OpDef = OpDef {
@@ -42,12 +45,15 @@ pub static NEG: OpDef = OpDef {
             DType::I32 => map_unary::<i32, i32>(x, |v| v.wrapping_neg())?,
             DType::I64 => map_unary::<i64, i64>(x, |v| v.wrapping_neg())?,
             DType::U8 => map_unary::<u8, u8>(x, |v| v.wrapping_neg())?,
-            _ => float_unary!(ctx.op, x, T, v => -v)?,
+            _ => float_map1::<NegBody>(ctx.op, x, ctx.attrs)?,
         }])
     },
     backward: Some(|e, c| Ok(vec![Some(GradVal::Dense(emit0(e, &NEG, &[c.grads[0].expect("one output")])?))])),
     pure: true,
+    pointwise: Some(&NegBody::POINTWISE),
 };
+
+unary_body!(ExpBody(attrs, T) {} v => v.exp());
 
 /// `exp(x)`.
 pub static EXP: OpDef = OpDef {
@@ -58,12 +64,13 @@ pub static EXP: OpDef = OpDef {
     outputs: &["out"],
     attrs: &[],
     infer: infer_float,
-    forward: |ctx| Ok(vec![float_unary!(ctx.op, &ctx.inputs[0], T, v => v.exp())?]),
+    forward: |ctx| Ok(vec![float_map1::<ExpBody>(ctx.op, &ctx.inputs[0], ctx.attrs)?]),
     backward: Some(|e, c| {
         let g = emit0(e, &super::binary::MUL, &[c.grads[0].expect("one output"), c.outputs[0]])?;
         Ok(vec![Some(GradVal::Dense(g))])
     }),
     pure: true,
+    pointwise: Some(&ExpBody::POINTWISE),
 };
 
 /// Converts to another dtype (the cast rules of [`crate::dtype::Element`]).
@@ -89,6 +96,7 @@ pub static CAST: OpDef = OpDef {
         Ok(vec![Some(GradVal::Dense(e.op(&CAST, &[c.grads[0].expect("one output")], attrs)?))])
     }),
     pure: true,
+    pointwise: None,
 };
 
 fn grad0(c: &GradCtx) -> Val {
@@ -99,9 +107,12 @@ fn dense(v: Val) -> Result<Vec<Option<GradVal>>> {
     Ok(vec![Some(GradVal::Dense(v))])
 }
 
-/// Defines a float-only, attribute-free elementwise op from its body and gradient rule.
+/// Defines a float-only, attribute-free elementwise op from its body (`$Body`, the formula of
+/// both its forward kernel and its pointwise chunk body) and gradient rule.
 macro_rules! float_op {
-    ($(#[$m:meta])* $NAME:ident, $name:literal, $doc:literal, $v:ident => $body:expr, $bw:expr) => {
+    ($(#[$m:meta])* $NAME:ident, $Body:ident, $name:literal, $doc:literal, $v:ident => $body:expr, $bw:expr) => {
+        unary_body!($Body(attrs, T) {} $v => $body);
+
         $(#[$m])*
         pub static $NAME: OpDef = OpDef {
             name: $name,
@@ -111,22 +122,23 @@ macro_rules! float_op {
             outputs: &["out"],
             attrs: &[],
             infer: infer_float,
-            forward: |ctx| Ok(vec![float_unary!(ctx.op, &ctx.inputs[0], T, $v => $body)?]),
+            forward: |ctx| Ok(vec![float_map1::<$Body>(ctx.op, &ctx.inputs[0], ctx.attrs)?]),
             backward: $bw,
             pure: true,
+            pointwise: Some(&$Body::POINTWISE),
         };
     };
 }
 
 float_op!(
     /// `ln(x)`.
-    LOG, "log", "natural logarithm ln(x)", v => v.ln(),
+    LOG, LogBody, "log", "natural logarithm ln(x)", v => v.ln(),
     Some(|e, c| dense(emit0(e, &super::binary::DIV, &[grad0(c), c.inputs[0]])?))
 );
 
 float_op!(
     /// `ln(1 + x)`, accurate for small x.
-    LOG1P, "log1p", "ln(1 + x), accurate near 0", v => v.ln_1p(),
+    LOG1P, Log1pBody, "log1p", "ln(1 + x), accurate near 0", v => v.ln_1p(),
     Some(|e, c| {
         let xp1 = emit_scalar(e, &ADD_SCALAR, c.inputs[0], 1.0)?;
         dense(emit0(e, &super::binary::DIV, &[grad0(c), xp1])?)
@@ -135,7 +147,7 @@ float_op!(
 
 float_op!(
     /// `√x`.
-    SQRT, "sqrt", "square root", v => v.sqrt(),
+    SQRT, SqrtBody, "sqrt", "square root", v => v.sqrt(),
     Some(|e, c| {
         let two_out = emit_scalar(e, &MUL_SCALAR, c.outputs[0], 2.0)?;
         dense(emit0(e, &super::binary::DIV, &[grad0(c), two_out])?)
@@ -144,7 +156,7 @@ float_op!(
 
 float_op!(
     /// `1/√x`.
-    RSQRT, "rsqrt", "1 / sqrt(x)", v => 1.0 / v.sqrt(),
+    RSQRT, RsqrtBody, "rsqrt", "1 / sqrt(x)", v => 1.0 / v.sqrt(),
     Some(|e, c| {
         // d/dx x^(-1/2) = -x^(-3/2)/2 = -out³/2
         let out = c.outputs[0];
@@ -157,7 +169,7 @@ float_op!(
 
 float_op!(
     /// `1/x`.
-    RECIPROCAL, "reciprocal", "1 / x", v => 1.0 / v,
+    RECIPROCAL, ReciprocalBody, "reciprocal", "1 / x", v => 1.0 / v,
     Some(|e, c| {
         let out = c.outputs[0];
         let sq = emit0(e, &MUL, &[out, out])?;
@@ -168,7 +180,7 @@ float_op!(
 
 float_op!(
     /// `sin(x)`.
-    SIN, "sin", "sine (radians)", v => v.sin(),
+    SIN, SinBody, "sin", "sine (radians)", v => v.sin(),
     Some(|e, c| {
         let d = emit0(e, &COS, &[c.inputs[0]])?;
         dense(emit0(e, &MUL, &[grad0(c), d])?)
@@ -177,7 +189,7 @@ float_op!(
 
 float_op!(
     /// `cos(x)`.
-    COS, "cos", "cosine (radians)", v => v.cos(),
+    COS, CosBody, "cos", "cosine (radians)", v => v.cos(),
     Some(|e, c| {
         let s = emit0(e, &SIN, &[c.inputs[0]])?;
         let d = emit_scalar(e, &MUL_SCALAR, s, -1.0)?;
@@ -189,18 +201,20 @@ float_op!(
 // (the zero gradient PyTorch reports, without computing zeros).
 float_op!(
     /// Largest integer not above x.
-    FLOOR, "floor", "largest integer <= x (no gradient)", v => v.floor(), None
+    FLOOR, FloorBody, "floor", "largest integer <= x (no gradient)", v => v.floor(), None
 );
 
 float_op!(
     /// Smallest integer not below x.
-    CEIL, "ceil", "smallest integer >= x (no gradient)", v => v.ceil(), None
+    CEIL, CeilBody, "ceil", "smallest integer >= x (no gradient)", v => v.ceil(), None
 );
 
 float_op!(
     /// Nearest integer, ties to even (as IEEE roundeven, NumPy and PyTorch).
-    ROUND, "round", "nearest integer, halves to even (no gradient)", v => v.round_ties_even(), None
+    ROUND, RoundBody, "round", "nearest integer, halves to even (no gradient)", v => v.round_ties_even(), None
 );
+
+unary_body!(AbsBody(attrs, T) {} v => v.abs());
 
 /// `|x|` (integers wrap: `|i32::MIN|` stays `i32::MIN`).
 pub static ABS: OpDef = OpDef {
@@ -217,7 +231,7 @@ pub static ABS: OpDef = OpDef {
             DType::I32 => map_unary::<i32, i32>(x, |v| v.wrapping_abs())?,
             DType::I64 => map_unary::<i64, i64>(x, |v| v.wrapping_abs())?,
             DType::U8 => map_unary::<u8, u8>(x, |v| v)?,
-            _ => float_unary!(ctx.op, x, T, v => v.abs())?,
+            _ => float_map1::<AbsBody>(ctx.op, x, ctx.attrs)?,
         }])
     },
     backward: Some(|e, c| {
@@ -225,7 +239,10 @@ pub static ABS: OpDef = OpDef {
         dense(emit0(e, &MUL, &[grad0(c), s])?)
     }),
     pure: true,
+    pointwise: Some(&AbsBody::POINTWISE),
 };
+
+unary_body!(SignBody(attrs, T) {} v => if v > 0.0 { 1.0 } else if v < 0.0 { -1.0 } else { v });
 
 /// -1, 0 or 1 by the sign of x (NaN stays NaN, ±0 stays ±0).
 pub static SIGN: OpDef = OpDef {
@@ -242,11 +259,12 @@ pub static SIGN: OpDef = OpDef {
             DType::I32 => map_unary::<i32, i32>(x, |v| v.signum())?,
             DType::I64 => map_unary::<i64, i64>(x, |v| v.signum())?,
             DType::U8 => map_unary::<u8, u8>(x, |v| (v > 0) as u8)?,
-            _ => float_unary!(ctx.op, x, T, v => if v > 0.0 { 1.0 } else if v < 0.0 { -1.0 } else { v })?,
+            _ => float_map1::<SignBody>(ctx.op, x, ctx.attrs)?,
         }])
     },
     backward: None,
     pure: true,
+    pointwise: Some(&SignBody::POINTWISE),
 };
 
 const CLAMP_ATTRS: &[AttrSpec] = &[
@@ -271,6 +289,12 @@ fn clamp_val<T: PartialOrd>(v: T, lo: T, hi: T) -> T {
     let y = if v < lo { lo } else { v };
     if y > hi { hi } else { y }
 }
+
+// The float bounds are converted to the compute type once: `min`/`max` of ±inf stay
+// infinite, so a one-sided clamp leaves the other side alone.
+unary_body!(ClampBody(attrs, T) {
+    let (lo, hi) = (attrs.float("min") as T, attrs.float("max") as T);
+} v => clamp_val(v, lo, hi));
 
 /// Limits x to `[min, max]`.
 pub static CLAMP: OpDef = OpDef {
@@ -299,7 +323,7 @@ pub static CLAMP: OpDef = OpDef {
             DType::I32 => int!(i32),
             DType::I64 => int!(i64),
             DType::U8 => int!(u8),
-            _ => float_unary!(ctx.op, x, T, v => clamp_val(v, lo as T, hi as T))?,
+            _ => float_map1::<ClampBody>(ctx.op, x, ctx.attrs)?,
         }])
     },
     backward: Some(|e, c| {
@@ -308,6 +332,7 @@ pub static CLAMP: OpDef = OpDef {
         dense(e.op(&CLAMP_BACKWARD, &[grad0(c), c.inputs[0]], attrs)?)
     }),
     pure: true,
+    pointwise: Some(&ClampBody::POINTWISE),
 };
 
 /// Inference for `(grad, x)` gradient kernels: both float, one dtype, one shape.
@@ -326,6 +351,10 @@ pub fn infer_grad_x(ctx: &InferCtx) -> Result<Vec<Meta>> {
     one(x.shape.clone(), x.dtype)
 }
 
+binary_body!(ClampBackwardBody(attrs, T) {
+    let (lo, hi) = (attrs.float("min") as T, attrs.float("max") as T);
+} gv, xv => if xv >= lo && xv <= hi { gv } else { 0.0 });
+
 /// Gradient of `clamp`: `grad` where `min <= x <= max`, else 0.
 pub static CLAMP_BACKWARD: OpDef = OpDef {
     name: "clamp_backward",
@@ -339,11 +368,9 @@ pub static CLAMP_BACKWARD: OpDef = OpDef {
         infer_grad_x(ctx)
     },
     forward: |ctx| {
-        let (lo, hi) = check_bounds(ctx.op, ctx.attrs)?;
+        check_bounds(ctx.op, ctx.attrs)?;
         let (g, x, s) = (&ctx.inputs[0], &ctx.inputs[1], &ctx.outputs[0].shape);
-        Ok(vec![crate::float_binary!(ctx.op, g, x, s, T, gv, xv => {
-            if xv >= lo as T && xv <= hi as T { gv } else { 0.0 }
-        })?])
+        Ok(vec![float_map2::<ClampBackwardBody>(ctx.op, g, x, s, ctx.attrs)?])
     },
     // Linear in grad; the mask is piecewise constant in x.
     backward: Some(|e, c| {
@@ -355,6 +382,7 @@ pub static CLAMP_BACKWARD: OpDef = OpDef {
         Ok(vec![Some(GradVal::Dense(e.op(&CLAMP_BACKWARD, &[gg, c.inputs[1]], attrs)?)), None])
     }),
     pure: true,
+    pointwise: Some(&ClampBackwardBody::POINTWISE),
 };
 
 /// This family's ops.

@@ -132,3 +132,90 @@ fn simplify_removes_identities_double_transposes_reshape_chains_and_exact_cast_r
     assert_eq!(ops, ["reshape", "relu", "cast", "cast", "mul"], "{s}");
     same_results(&g, &s);
 }
+
+#[test]
+fn fusion_turns_an_elementwise_chain_into_one_node_with_identical_results() {
+    let mut b = GraphBuilder::new();
+    let x = x_input(&mut b);
+    let a = b.constant(&normal(&[4], 1)).unwrap();
+    let bias = b.constant(&normal(&[4], 2)).unwrap();
+    let c = b.input("c", DType::F32, &[Dim::sym("n"), Dim::Fixed(4)]).unwrap();
+    let d = b.constant(&Tensor::full(&[], 0.5, DType::F32, Device::Cpu).unwrap()).unwrap();
+    let h = b.op1("mul", &[x, a], &[]).unwrap();
+    let h = b.op1("add", &[h, bias], &[]).unwrap();
+    let h = b.op1("relu", &[h], &[]).unwrap();
+    let h = b.op1("mul", &[h, c], &[]).unwrap();
+    let h = b.op1("add", &[h, d], &[]).unwrap();
+    b.output("y", h).unwrap();
+    let g = b.finish().unwrap();
+    let f = deepseek::graph::passes::fuse(&g).unwrap();
+    assert_eq!((f.op_count(), f.fused_count()), (1, 1), "{f}");
+    assert!(f.to_string().contains("fuse: 5 pointwise ops into 1 fused nodes"), "{f}");
+    let xs = normal(&[5, 4], 3);
+    let cs = normal(&[5, 4], 4);
+    let run = |g: &Graph, level: u8| {
+        let ex = Executor::new(g, ExecOptions { opt_level: level, ..Default::default() }).unwrap();
+        ex.run(&[("x", &xs), ("c", &cs)], &["y"]).unwrap().remove(0).to_vec::<f32>().unwrap()
+    };
+    let (plain, fused) = (run(&g, 0), run(&f, 0));
+    assert_eq!(plain.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), fused.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+    assert_eq!(run(&g, 2), plain);
+}
+
+#[test]
+fn fusion_never_crosses_an_opaque_op_and_exports_values_read_outside() {
+    let mut b = GraphBuilder::new();
+    let x = x_input(&mut b);
+    let a = b.op1("exp", &[x], &[]).unwrap();
+    let n = b.op1("neg", &[a], &[]).unwrap();
+    let s = b.op1("softmax", &[n], &[("axis", Attr::Int(-1))]).unwrap();
+    let e = b.op1("exp", &[s], &[]).unwrap();
+    let t = b.op1("tanh", &[e], &[]).unwrap();
+    let r = b.op1("sum", &[a], &[]).unwrap();
+    b.output("t", t).unwrap();
+    b.output("r", r).unwrap();
+    let g = b.finish().unwrap();
+    let f = deepseek::graph::passes::fuse(&g).unwrap();
+    assert_eq!(f.fused_count(), 2, "{f}");
+    assert_eq!(f.count_op("softmax"), 1);
+    assert_eq!(f.count_op("sum"), 1);
+    // exp(x) is read by `sum` outside its chain: the first fused node returns it too.
+    let first = f.nodes().iter().find(|n| matches!(n.kind, deepseek::graph::NodeKind::Fused { .. })).unwrap();
+    assert_eq!(first.outputs.len(), 2, "{f}");
+    same_results(&g, &f);
+}
+
+#[test]
+fn fusion_respects_the_size_cap_and_shape_changes() {
+    let mut b = GraphBuilder::new();
+    let x = x_input(&mut b);
+    let mut h = x;
+    for _ in 0..70 {
+        h = b.op1("neg", &[h], &[]).unwrap();
+    }
+    // A broadcast to a larger shape starts a new chain over the new shape.
+    let big = b.input("big", DType::F32, &[Dim::Fixed(2), Dim::sym("n"), Dim::Fixed(4)]).unwrap();
+    let w = b.op1("add", &[h, big], &[]).unwrap();
+    let w = b.op1("relu", &[w], &[]).unwrap();
+    b.output("w", w).unwrap();
+    let g = b.finish().unwrap();
+    let f = deepseek::graph::passes::fuse(&g).unwrap();
+    assert_eq!(deepseek::graph::passes::MAX_FUSION_SIZE, 64);
+    assert_eq!(f.fused_count(), 3, "{f}");
+    let sizes: Vec<usize> = f
+        .nodes()
+        .iter()
+        .filter_map(|n| match &n.kind {
+            deepseek::graph::NodeKind::Fused { program } => Some(program.steps.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sizes, [64, 6, 2]);
+    let xs = normal(&[3, 4], 1);
+    let bs = normal(&[2, 3, 4], 2);
+    let run = |g: &Graph| {
+        let ex = Executor::new(g, ExecOptions { opt_level: 0, ..Default::default() }).unwrap();
+        ex.run(&[("x", &xs), ("big", &bs)], &["w"]).unwrap().remove(0).to_vec::<f32>().unwrap()
+    };
+    assert_eq!(run(&g), run(&f));
+}

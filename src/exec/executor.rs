@@ -7,7 +7,9 @@ use crate::error::{Error, Result};
 use crate::graph::dim::Bindings;
 use crate::graph::infer::at_node;
 use crate::graph::{Graph, NodeId, NodeKind, ValueId};
+use crate::backend::cpu::fused::{FusedProgram, run_fused};
 use crate::ops::dispatch;
+use crate::ops::util::broadcast_shapes;
 use crate::tensor::Tensor;
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -207,8 +209,21 @@ fn run_node(graph: &Graph, n: NodeId, values: &[Option<Tensor>]) -> Result<Vec<T
         .map_err(|e| at_node(&graph.describe(n), e))?;
     match &node.kind {
         NodeKind::Op { op, attrs } => dispatch::apply(op, &inputs, attrs).map_err(|e| at_node(&graph.describe(n), e)),
+        NodeKind::Fused { program } => run_fused_node(graph, n, program, &inputs),
         _ => Err(Error::Internal(format!("{} is not an op", graph.describe(n)))),
     }
+}
+
+/// Runs a fused node over the broadcast shape of its inputs (every op of the chain computes over it).
+fn run_fused_node(graph: &Graph, n: NodeId, program: &FusedProgram, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
+    let what = graph.describe(n);
+    let mut shape: Vec<usize> = Vec::new();
+    for t in inputs {
+        shape = broadcast_shapes(&what, &shape, t.shape())?;
+    }
+    let dtype = graph.value(graph.node(n).outputs[0]).ty.dtype;
+    let owned: Vec<Tensor> = inputs.iter().map(|t| (*t).clone()).collect();
+    run_fused(program, &owned, &shape, dtype).map_err(|e| at_node(&what, e))
 }
 
 /// Which nodes the fetched values depend on.

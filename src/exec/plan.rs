@@ -41,7 +41,7 @@ impl Plan {
                 NodeKind::Input { name } => {
                     feedable.insert(name.clone(), node.outputs[0]);
                 }
-                NodeKind::Op { .. } => {
+                NodeKind::Op { .. } | NodeKind::Fused { .. } => {
                     let level = node.inputs.iter().map(|v| value_level[v.0]).max().unwrap_or(0) + 1;
                     for v in &node.outputs {
                         value_level[v.0] = level;

@@ -120,7 +120,13 @@ pub fn append_gradients(graph: &Graph, loss: &str, wrt: Option<&[&str]>) -> Resu
     for (_, v) in &params {
         needs[v.0] = true;
     }
-    for node in &graph.nodes {
+    for (id, node) in graph.nodes.iter().enumerate() {
+        if matches!(node.kind, NodeKind::Fused { .. }) && node.inputs.iter().any(|v| needs[v.0]) {
+            return Err(Error::Unsupported(format!(
+                "{} has no gradient rule: differentiate the graph before optimising it (executors optimise their own copy)",
+                graph.describe(super::ir::NodeId(id))
+            )));
+        }
         if let NodeKind::Op { op, .. } = &node.kind
             && op.backward.is_some()
             && node.inputs.iter().any(|v| needs[v.0])

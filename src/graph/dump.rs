@@ -25,6 +25,7 @@ impl fmt::Display for Graph {
                     format!("const {}", tensor.item().map_or_else(|_| "?".to_string(), |v| format!("{v}")))
                 }
                 NodeKind::Const { .. } => "const".to_string(),
+                NodeKind::Fused { program } => format!("fused({}) {{ {program} }}", ins.join(", ")),
                 NodeKind::Op { op, attrs } => {
                     let a = attrs.to_string();
                     if a.is_empty() {

@@ -1,9 +1,11 @@
 //! The graph IR: nodes (inputs, parameters, constants, ops) over typed values, kept in topological order.
 
 use super::dim::ValueType;
+use crate::backend::cpu::fused::FusedProgram;
 use crate::error::{Error, Result};
 use crate::ops::{Attrs, OpDef};
 use crate::tensor::Tensor;
+use std::sync::Arc;
 
 /// A value: one output of one node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -41,6 +43,11 @@ pub enum NodeKind {
     Const {
         /// Its value.
         tensor: Tensor,
+    },
+    /// A chain of pointwise ops run in one pass over memory (made by the fusion pass).
+    Fused {
+        /// The chain; its inputs are the node's inputs, its outputs the node's outputs.
+        program: Arc<FusedProgram>,
     },
     /// An application of a registered op.
     Op {
@@ -150,9 +157,14 @@ impl Graph {
             .collect()
     }
 
-    /// Number of op nodes.
+    /// Number of op nodes (a fused node counts once).
     pub fn op_count(&self) -> usize {
-        self.nodes.iter().filter(|n| matches!(n.kind, NodeKind::Op { .. })).count()
+        self.nodes.iter().filter(|n| matches!(n.kind, NodeKind::Op { .. } | NodeKind::Fused { .. })).count()
+    }
+
+    /// Number of fused nodes.
+    pub fn fused_count(&self) -> usize {
+        self.nodes.iter().filter(|n| matches!(n.kind, NodeKind::Fused { .. })).count()
     }
 
     /// Number of nodes applying the op called `name`.
@@ -172,6 +184,7 @@ impl Graph {
             NodeKind::Param { name, .. } => format!("parameter `{name}`"),
             NodeKind::Const { .. } => format!("constant node {}", id.0),
             NodeKind::Op { op, .. } => format!("node {} (`{}`)", id.0, op.name),
+            NodeKind::Fused { program } => format!("fused node {} ({} ops)", id.0, program.steps.len()),
         }
     }
 

@@ -3,12 +3,14 @@
 mod cse;
 mod dce;
 mod fold;
+mod fuse;
 mod rewrite;
 mod simplify;
 
 pub use cse::cse;
 pub use dce::dce;
 pub use fold::fold_constants;
+pub use fuse::{MAX_FUSION_SIZE, fuse};
 pub use simplify::simplify;
 
 use super::ir::Graph;
@@ -26,5 +28,8 @@ pub fn optimize(graph: &Graph, level: u8) -> Result<Graph> {
     // Simplification and CSE expose more constant subgraphs and dead nodes.
     g = fold_constants(&g)?;
     g = dce(&g)?;
+    if level >= 2 {
+        g = fuse(&g)?;
+    }
     Ok(g)
 }

@@ -1,7 +1,11 @@
 //! Engine micro-benchmarks behind BENCHMARKS.md: matmul, elementwise bandwidth, dispatch
-//! overhead, and an eager MLP training step. Run: `cargo bench --bench engine [-- --quick]`.
+//! overhead, an eager MLP training step and a fused elementwise chain.
+//! Run: `cargo bench --bench engine [-- --quick] [sections...]`, where sections are any of
+//! `matmul elementwise dispatch mlp fused` (all when none is named).
 //! Prints one line per figure (median of repeated samples after warm-up).
 
+use deepseek::backend::cpu::fused::{FusedProgram, FusedStep, Reg, run_fused};
+use deepseek::ops::{Attrs, find_op};
 use deepseek::{DType, Device, Generator, Result, Tensor};
 use std::time::Instant;
 
@@ -27,12 +31,93 @@ fn randn(shape: &[usize], seed: u64) -> Result<Tensor> {
     Tensor::rand_normal(shape, 0.0, 1.0, DType::F32, Device::Cpu, &mut Generator::new(seed))
 }
 
+/// x*a -> +b -> relu -> *c + d (ALGORITHMS.md §7) over inputs x, a, b, c, d.
+fn chain_program() -> Result<FusedProgram> {
+    use Reg::{Input as I, Step as S};
+    let step = |name: &str, args: &[Reg]| -> Result<FusedStep> {
+        Ok(FusedStep { op: find_op(name)?, attrs: Attrs::none(), args: args.to_vec() })
+    };
+    Ok(FusedProgram {
+        n_inputs: 5,
+        steps: vec![
+            step("mul", &[I(0), I(1)])?,
+            step("add", &[S(0), I(2)])?,
+            step("relu", &[S(1)])?,
+            step("mul", &[S(2), I(3)])?,
+            step("add", &[S(3), I(4)])?,
+        ],
+        outputs: vec![S(4)],
+    })
+}
+
+/// The fused chain against op-by-op eager execution over 16M f32 elements, with a..d either
+/// scalars (ALGORITHMS.md §7's measurement) or full tensors. Bytes moved are analytic: unfused
+/// is the sum over the five ops of their reads and writes, fused is the inputs plus the output.
+fn fused_chain(quick: bool) -> Result<()> {
+    let n = 16 << 20;
+    let prog = chain_program()?;
+    let x = randn(&[n], 20)?;
+    for (label, operand) in [("a..d scalar", &[][..]), ("a..d full", &[n][..])] {
+        let mut inputs = vec![x.clone()];
+        for i in 0..4 {
+            inputs.push(randn(operand, 21 + i)?);
+        }
+        let t = &inputs;
+        let unfused = median_secs(if quick { 3 } else { 9 }, 1, || {
+            t[0].mul(&t[1]).unwrap().add(&t[2]).unwrap().relu().unwrap().mul(&t[3]).unwrap().add(&t[4]).unwrap();
+        });
+        let fused = median_secs(if quick { 3 } else { 9 }, 1, || {
+            run_fused(&prog, t, &[n], DType::F32).unwrap();
+        });
+        let m = operand.iter().product::<usize>() as f64; // elements of each of a..d
+        let n = n as f64;
+        // mul, add, mul, add read two operands and write one; relu reads one and writes one.
+        let unfused_bytes = 4.0 * (4.0 * (n + m + n) + 2.0 * n);
+        let fused_bytes = 4.0 * (n + 4.0 * m + n);
+        println!(
+            "fused_chain_f32 16M ({label}): unfused {:.2} ms ({:.0} MB, {:.1} GB/s), fused {:.2} ms ({:.0} MB, {:.1} GB/s): {:.2}x (bytes {:.2}x)",
+            unfused * 1e3,
+            unfused_bytes / 1e6,
+            unfused_bytes / unfused / 1e9,
+            fused * 1e3,
+            fused_bytes / 1e6,
+            fused_bytes / fused / 1e9,
+            unfused / fused,
+            unfused_bytes / fused_bytes
+        );
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    // Sections to run: the bare words on the command line (cargo adds `--bench`), all when none.
+    let sections: Vec<&str> = args.iter().filter(|a| !a.starts_with('-')).map(String::as_str).collect();
+    let want = |name: &str| sections.is_empty() || sections.contains(&name);
     let threads: usize = std::env::var("DS_BENCH_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
     deepseek::runtime::set_num_threads(threads)?;
     println!("# libdeepseek {} engine bench, {threads} threads", deepseek::VERSION);
 
+    if want("matmul") {
+        matmul(quick)?;
+    }
+    if want("elementwise") {
+        elementwise(quick)?;
+    }
+    if want("dispatch") {
+        dispatch(quick)?;
+    }
+    if want("mlp") {
+        mlp(quick)?;
+    }
+    if want("fused") {
+        fused_chain(quick)?;
+    }
+    Ok(())
+}
+
+fn matmul(quick: bool) -> Result<()> {
     for n in [256usize, 512, 1024, 2048] {
         let (a, b) = (randn(&[n, n], 1)?, randn(&[n, n], 2)?);
         let reps = (2_000_000_000 / (2 * n * n * n)).clamp(1, 200);
@@ -41,7 +126,10 @@ fn main() -> Result<()> {
         });
         println!("matmul_f32 n={n}: {:.1} GFLOP/s ({:.3} ms)", 2.0 * (n * n * n) as f64 / s / 1e9, s * 1e3);
     }
+    Ok(())
+}
 
+fn elementwise(quick: bool) -> Result<()> {
     let n = 16 << 20;
     let (x, y) = (randn(&[n], 3)?, randn(&[n], 4)?);
     // The memory-copy reference: an identity map reads 4n and writes 4n bytes, with the
@@ -72,7 +160,10 @@ fn main() -> Result<()> {
         x.exp().unwrap();
     });
     println!("exp_f32 16M: {:.1} GB/s ({:.2} ms)", 8.0 * n as f64 / exp / 1e9, exp * 1e3);
+    Ok(())
+}
 
+fn dispatch(quick: bool) -> Result<()> {
     let (s1, s2) = (randn(&[100], 5)?, randn(&[100], 6)?);
     let per_op = median_secs(if quick { 5 } else { 15 }, 20_000, || {
         s1.add(&s2).unwrap();
@@ -83,7 +174,10 @@ fn main() -> Result<()> {
         s1.add(&s2).unwrap();
     });
     println!("dispatch add 100 elems, input requires grad: {:.3} us/op", per_op_grad * 1e6);
+    Ok(())
+}
 
+fn mlp(quick: bool) -> Result<()> {
     // Eager MLP step: 784-512-512-10, batch 128, forward + backward + SGD.
     let dims = [784usize, 512, 512, 10];
     let mut params: Vec<Tensor> = Vec::new();

@@ -4,7 +4,7 @@
 //! `matmul elementwise dispatch mlp fused` (all when none is named).
 //! Prints one line per figure (median of repeated samples after warm-up).
 
-use deepseek::backend::cpu::fused::{FusedProgram, FusedStep, Reg, run_fused};
+use deepseek::ops::fused::{FusedProgram, FusedStep, Reg, run_fused};
 use deepseek::ops::{Attrs, find_op};
 use deepseek::{DType, Device, Generator, Result, Tensor};
 use std::time::Instant;

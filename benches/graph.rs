@@ -107,10 +107,12 @@ fn main() -> Result<()> {
 
     // Training step (batch 128, forward + backward + SGD): the graph vs eager.
     let x = randn(&[128, DIMS[0]], 1.0, 100)?;
-    let y = Tensor::rand_uniform(&[128], 0.0, 10.0, DType::F32, Device::Cpu, &mut Generator::new(101))?.cast(DType::I64)?;
+    let y =
+        Tensor::rand_uniform(&[128], 0.0, 10.0, DType::F32, Device::Cpu, &mut Generator::new(101))?.cast(DType::I64)?;
     let lr = Tensor::full(&[], 0.01, DType::F32, Device::Cpu)?;
     let train = Executor::new(&mlp_graph(&params, Some(&y))?, ExecOptions::default())?;
-    let fetches: Vec<String> = std::iter::once("loss".to_string()).chain(PARAM_NAMES.iter().map(|n| format!("grad/{n}"))).collect();
+    let fetches: Vec<String> =
+        std::iter::once("loss".to_string()).chain(PARAM_NAMES.iter().map(|n| format!("grad/{n}"))).collect();
     let fetches: Vec<&str> = fetches.iter().map(String::as_str).collect();
     let mut gp = params.clone();
     let (g50, _) = latency(min, || {

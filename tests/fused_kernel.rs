@@ -1,6 +1,6 @@
 //! Pointwise bodies against the ops' eager kernels, and the fused kernel against op-by-op eager execution: bitwise.
 
-use deepseek::backend::cpu::fused::{FusedProgram, FusedStep, Reg, run_fused};
+use deepseek::ops::fused::{FusedProgram, FusedStep, Reg, run_fused};
 use deepseek::ops::{Attr, Attrs, OpDef, all_ops, call_named, find_op};
 use deepseek::{DType, Device, Element, Error, Generator, Tensor};
 

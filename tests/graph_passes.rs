@@ -158,7 +158,10 @@ fn fusion_turns_an_elementwise_chain_into_one_node_with_identical_results() {
         ex.run(&[("x", &xs), ("c", &cs)], &["y"]).unwrap().remove(0).to_vec::<f32>().unwrap()
     };
     let (plain, fused) = (run(&g, 0), run(&f, 0));
-    assert_eq!(plain.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), fused.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+    assert_eq!(
+        plain.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        fused.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
     assert_eq!(run(&g, 2), plain);
 }
 

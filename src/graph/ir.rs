@@ -1,8 +1,8 @@
 //! The graph IR: nodes (inputs, parameters, constants, ops) over typed values, kept in topological order.
 
 use super::dim::ValueType;
-use crate::backend::cpu::fused::FusedProgram;
 use crate::error::{Error, Result};
+use crate::ops::fused::FusedProgram;
 use crate::ops::{Attrs, OpDef};
 use crate::tensor::Tensor;
 use std::sync::Arc;

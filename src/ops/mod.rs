@@ -11,6 +11,7 @@ pub mod compare;
 pub mod conv;
 pub mod def;
 pub mod dispatch;
+pub mod fused;
 pub mod hook;
 pub mod index;
 pub mod linalg;

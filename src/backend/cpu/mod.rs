@@ -4,7 +4,6 @@ pub mod alloc;
 pub mod buffer;
 pub mod copy;
 pub mod elementwise;
-pub mod fused;
 pub mod gemm;
 pub mod im2col;
 pub mod reduce;

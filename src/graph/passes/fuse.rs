@@ -1,11 +1,11 @@
 //! Operator fusion: chains of pointwise ops over one shape become one fused node that makes a single pass over memory (ALGORITHMS.md §7).
 
 use super::rewrite::Rewriter;
-use crate::backend::cpu::fused::{FusedProgram, FusedStep, Reg};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::graph::dim::ValueType;
 use crate::graph::ir::{Graph, NodeId, NodeKind, ValueId};
+use crate::ops::fused::{FusedProgram, FusedStep, Reg};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -81,9 +81,9 @@ pub fn fuse(graph: &Graph) -> Result<Graph> {
     let outside_uses = outside_reads(graph, &group);
     let mut rw = Rewriter::new(graph);
     let mut fused_ops = 0;
-    for i in 0..graph.nodes().len() {
+    for (i, membership) in group.iter().enumerate() {
         let n = NodeId(i);
-        if group[i].is_none() {
+        if membership.is_none() {
             rw.copy(n)?;
             continue;
         }

@@ -6,9 +6,9 @@
 //! inputs are read from and the outputs written to memory. Each step runs the op's own
 //! formula on the same type, so the outputs equal op-by-op eager execution bitwise.
 
-use super::buffer::CpuBuffer;
-use super::elementwise::host_slice;
+use crate::backend::CpuBuffer;
 use crate::backend::Storage;
+use crate::backend::cpu::elementwise::host_slice;
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::ops::pointwise::Pointwise;

@@ -449,3 +449,29 @@ fn missing_paths_are_not_found_and_name_the_path() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn impossible_input_sizes_and_bad_node_shapes_are_corrupt() {
+    let bytes = model().to_bytes().unwrap();
+    let huge = edit(&bytes, |_, g| g["nodes"][0]["outputs"][0]["dims"] = json!(["batch", 1u64 << 62]));
+    let msg = corrupt_msg(&huge, "huge input");
+    assert!(msg.starts_with("node 0: ") && msg.contains("overflows"), "{msg}");
+    let input_with_inputs = edit(&bytes, |_, g| g["nodes"][1]["inputs"] = json!([0]));
+    assert!(corrupt_msg(&input_with_inputs, "param reading a value").contains("param nodes read no values"));
+    let unknown_kind = edit(&bytes, |_, g| g["nodes"][0]["kind"] = json!("fused"));
+    assert!(corrupt_msg(&unknown_kind, "kind").contains("unknown node kind `fused`"));
+    let bad_attr = edit(&bytes, |_, g| {
+        let i = node_of(g, "leaky_relu");
+        g["nodes"][i]["attrs"][0]["value"] = json!(0.1);
+    });
+    assert!(corrupt_msg(&bad_attr, "float attr as number").contains("attribute `negative_slope`"));
+    let unused = edit(&bytes, |h, _| {
+        let mut w = h["param:w1"].clone();
+        let end = w["data_offsets"][1].clone();
+        w["data_offsets"] = json!([end, end]);
+        w["shape"] = json!([0]);
+        h["zzz"] = w;
+    });
+    let msg = corrupt_msg(&unused, "unused tensor");
+    assert!(msg.contains("`zzz`") && msg.contains("no node uses it"), "{msg}");
+}

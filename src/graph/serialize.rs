@@ -491,10 +491,15 @@ impl Reader<'_> {
                 .collect::<Result<Vec<_>>>()?;
             if kind != "op" && (!inputs.is_empty() || types.len() != 1) {
                 return Err(self.corrupt(format!(
-                    "{at}: a {kind} node reads no values and defines one, the file says {} and {}",
+                    "{at}: {kind} nodes read no values and define one; the file gives {} inputs and {} outputs",
                     inputs.len(),
                     types.len()
                 )));
+            }
+            if kind == "input" {
+                // Sizes no tensor can have would overflow the shape arithmetic of later ops.
+                let fixed: Vec<usize> = types[0].dims.iter().map(|d| d.fixed().unwrap_or(1)).collect();
+                byte_size(&fixed, types[0].dtype, "dims").map_err(self.wrap(&at))?;
             }
             let wrap = self.wrap(&at);
             let outs = match kind {

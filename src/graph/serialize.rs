@@ -536,12 +536,11 @@ impl Reader<'_> {
             };
             let inferred: Vec<&ValueType> = outs.iter().map(|v| &b.graph().value(*v).ty).collect();
             if inferred.len() != types.len() || inferred.iter().zip(&types).any(|(a, b)| *a != b) {
-                let show = |ts: &mut dyn Iterator<Item = &ValueType>| ts.map(|t| t.to_string()).collect::<Vec<_>>();
-                return Err(self.corrupt(format!(
-                    "{at}: the file gives output types {:?}, but they are {:?}",
-                    show(&mut types.iter()),
-                    show(&mut inferred.into_iter())
-                )));
+                let stored: Vec<String> = types.iter().map(ValueType::to_string).collect();
+                let actual: Vec<String> = inferred.iter().map(|t| t.to_string()).collect();
+                return Err(
+                    self.corrupt(format!("{at}: the file gives output types {stored:?}, but they are {actual:?}"))
+                );
             }
         }
         for (i, out) in self.array(s, "outputs", "graph")?.iter().enumerate() {

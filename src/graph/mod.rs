@@ -7,6 +7,7 @@ mod dump;
 pub mod infer;
 pub mod ir;
 pub mod passes;
+pub mod serialize;
 pub mod trace;
 
 pub use autodiff::{ParamGrad, append_gradients};

@@ -28,6 +28,16 @@
 #define DS_ABI_VERSION 1
 
 /**
+ * Most ops in one fused node (TorchInductor's `max_fusion_size`).
+ */
+#define MAX_FUSION_SIZE 64
+
+/**
+ * The format version this library writes and reads.
+ */
+#define FORMAT_VERSION 1
+
+/**
  * An attribute list for `ds_op_call`: (name, typed value) pairs. Free with `ds_attrs_free`.
  */
 typedef struct DsAttrs DsAttrs;
@@ -702,6 +712,31 @@ DS_MUST_USE DsStatus ds_graph_trace_end(DsGraph **out_graph);
  * Thread safety: acts on the calling thread's trace.
  */
 DsStatus ds_graph_trace_abort(void);
+
+/**
+ * Saves `graph` to the file at `path` (UTF-8): a safetensors file holding the parameters and
+ * constants, with the graph's structure in its metadata. The file is written to a temporary
+ * name beside `path` and renamed, so readers never see half a file. Optimised graphs
+ * holding fused nodes cannot be saved (save the graph you built or traced).
+ *
+ * Thread safety: may be called from many threads at once on one graph (with different paths).
+ *
+ * # Safety
+ * `path` NUL-terminated.
+ */
+DS_MUST_USE DsStatus ds_graph_save(const DsGraph *graph, const char *path);
+
+/**
+ * Loads a graph saved by `ds_graph_save` (in this or any other process). A missing file is
+ * `DS_STATUS_NOT_FOUND`; a truncated or corrupt file, or one written by a newer format
+ * version, is `DS_STATUS_CORRUPT_DATA`, with the reason in `ds_last_error()`.
+ *
+ * Thread safety: may be called from many threads at once.
+ *
+ * # Safety
+ * `path` NUL-terminated; `out_graph` valid for a write.
+ */
+DS_MUST_USE DsStatus ds_graph_load(const char *path, DsGraph **out_graph);
 
 /**
  * The library version, e.g. `"0.1.0"`. Static; never freed.

@@ -607,3 +607,40 @@ pub extern "C" fn ds_graph_trace_abort() -> DsStatus {
         Ok(())
     })
 }
+
+/// Saves `graph` to the file at `path` (UTF-8): a safetensors file holding the parameters and
+/// constants, with the graph's structure in its metadata. The file is written to a temporary
+/// name beside `path` and renamed, so readers never see half a file. Optimised graphs
+/// holding fused nodes cannot be saved (save the graph you built or traced).
+///
+/// Thread safety: may be called from many threads at once on one graph (with different paths).
+///
+/// # Safety
+/// `path` NUL-terminated.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn ds_graph_save(graph: *const DsGraph, path: *const c_char) -> DsStatus {
+    guard(|| {
+        let path = unsafe { cstr(path, "path")? };
+        unsafe { graph_ref(graph, "graph")? }.save(std::path::Path::new(path))
+    })
+}
+
+/// Loads a graph saved by `ds_graph_save` (in this or any other process). A missing file is
+/// `DS_STATUS_NOT_FOUND`; a truncated or corrupt file, or one written by a newer format
+/// version, is `DS_STATUS_CORRUPT_DATA`, with the reason in `ds_last_error()`.
+///
+/// Thread safety: may be called from many threads at once.
+///
+/// # Safety
+/// `path` NUL-terminated; `out_graph` valid for a write.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn ds_graph_load(path: *const c_char, out_graph: *mut *mut DsGraph) -> DsStatus {
+    unsafe {
+        create_graph(out_graph, || {
+            let path = cstr(path, "path")?;
+            Graph::load(std::path::Path::new(path))
+        })
+    }
+}

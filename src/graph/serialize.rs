@@ -175,6 +175,12 @@ impl Graph {
                     obj.insert("tensor".into(), json!(key));
                     weights.push(Weight::of(key, tensor)?);
                 }
+                NodeKind::Fused { .. } => {
+                    return Err(Error::Unsupported(format!(
+                        "{} cannot be saved: save the graph before fusion (executors fuse their own copy)",
+                        self.describe(super::ir::NodeId(i))
+                    )));
+                }
                 NodeKind::Op { op, attrs } => {
                     obj.insert("kind".into(), json!("op"));
                     obj.insert("op".into(), json!(op.name));

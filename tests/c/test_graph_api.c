@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "deepseek.h"
 
@@ -686,6 +687,60 @@ static void test_bad_runs(void) {
     for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) CHECK_OK(ds_tensor_free(ts[i]));
 }
 
+/* ------------------------------------------------------------------ save and load */
+
+static void test_save_load(void) {
+    Mlp m = mlp_new();
+    DsGraph *g = mlp_graph(&m);
+    char path[] = "/tmp/ds_graph_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    CHECK_OK(ds_graph_save(g, path));
+    DsGraph *loaded = NULL;
+    CHECK_OK(ds_graph_load(path, &loaded));
+    DsExecutor *a = NULL, *b = NULL;
+    CHECK_OK(ds_executor_new(g, NULL, &a));
+    CHECK_OK(ds_executor_new(loaded, NULL, &b));
+    int64_t dx[2] = {5, IN};
+    DsTensor *x = normal(dx, 2, 77);
+    DsTensor *ya = run1(a, x, "y"), *yb = run1(b, x, "y");
+    CHECK(ya && yb && same_bits(ya, yb));
+    CHECK_OK(ds_tensor_free(ya));
+    CHECK_OK(ds_tensor_free(yb));
+    CHECK_OK(ds_tensor_free(x));
+    CHECK_OK(ds_executor_free(a));
+    CHECK_OK(ds_executor_free(b));
+    CHECK_OK(ds_graph_free(loaded));
+
+    /* A truncated file and a file of garbage are corrupt; the handle stays NULL. */
+    FILE *f = fopen(path, "r+b");
+    CHECK(f != NULL);
+    if (f) {
+        fseek(f, 0, SEEK_END);
+        long len = ftell(f);
+        fclose(f);
+        CHECK(truncate(path, len / 2) == 0);
+    }
+    loaded = (DsGraph *)0x1;
+    CHECK_ERR(ds_graph_load(path, &loaded), DS_STATUS_CORRUPT_DATA, "truncated&bytes");
+    CHECK(loaded == NULL);
+    f = fopen(path, "wb");
+    if (f) {
+        fputs("not a graph at all, just text", f);
+        fclose(f);
+    }
+    CHECK_ERR(ds_graph_load(path, &loaded), DS_STATUS_CORRUPT_DATA, path);
+    unlink(path);
+    CHECK_ERR(ds_graph_load(path, &loaded), DS_STATUS_NOT_FOUND, path);
+    CHECK_ERR(ds_graph_load(NULL, &loaded), DS_STATUS_NULL_POINTER, "path");
+    CHECK_ERR(ds_graph_save(g, NULL), DS_STATUS_NULL_POINTER, "path");
+    CHECK_ERR(ds_graph_save(NULL, path), DS_STATUS_INVALID_HANDLE, "graph");
+    CHECK_ERR(ds_graph_save(g, "/nonexistent-dir/x/graph.safetensors"), DS_STATUS_NOT_FOUND, "nonexistent-dir");
+    CHECK_OK(ds_graph_free(g));
+    mlp_free(&m);
+}
+
 int main(void) {
     uint64_t live_start = ds_live_objects();
     CHECK_OK(ds_check_abi(DS_ABI_VERSION));
@@ -696,6 +751,7 @@ int main(void) {
     test_threads();
     test_bad_builder();
     test_bad_runs();
+    test_save_load();
     CHECK(ds_live_objects() == live_start);
     ds_cpu_allocator_empty_cache(); /* cached blocks would show as "possibly lost" under valgrind */
     printf("test_graph_api: %d passed, %d failed\n", g_pass, g_fail);

@@ -110,20 +110,25 @@ fn main() -> Result<()> {
     let y =
         Tensor::rand_uniform(&[128], 0.0, 10.0, DType::F32, Device::Cpu, &mut Generator::new(101))?.cast(DType::I64)?;
     let lr = Tensor::full(&[], 0.01, DType::F32, Device::Cpu)?;
-    let train = Executor::new(&mlp_graph(&params, Some(&y))?, ExecOptions::default())?;
     let fetches: Vec<String> =
         std::iter::once("loss".to_string()).chain(PARAM_NAMES.iter().map(|n| format!("grad/{n}"))).collect();
     let fetches: Vec<&str> = fetches.iter().map(String::as_str).collect();
-    let mut gp = params.clone();
-    let (g50, _) = latency(min, || {
-        let mut feeds: Vec<(&str, &Tensor)> = vec![("x", &x), ("y", &y)];
-        feeds.extend(PARAM_NAMES.iter().copied().zip(gp.iter()));
-        let out = train.run(&feeds, &fetches).unwrap();
-        gp = deepseek::autograd::no_grad(|| {
-            gp.iter().zip(&out[1..]).map(|(p, g)| p.sub(&g.mul(&lr)?)).collect::<Result<Vec<_>>>()
-        })
-        .unwrap();
-    });
+    let train_graph = mlp_graph(&params, Some(&y))?;
+    let mut graph_steps = Vec::new();
+    for inter_op_threads in [0, 1] {
+        let train = Executor::new(&train_graph, ExecOptions { inter_op_threads, ..Default::default() })?;
+        let mut gp = params.clone();
+        let (g50, _) = latency(min, || {
+            let mut feeds: Vec<(&str, &Tensor)> = vec![("x", &x), ("y", &y)];
+            feeds.extend(PARAM_NAMES.iter().copied().zip(gp.iter()));
+            let out = train.run(&feeds, &fetches).unwrap();
+            gp = deepseek::autograd::no_grad(|| {
+                gp.iter().zip(&out[1..]).map(|(p, g)| p.sub(&g.mul(&lr)?)).collect::<Result<Vec<_>>>()
+            })
+            .unwrap();
+        });
+        graph_steps.push(g50);
+    }
     let mut ep = params.clone();
     let (e50, _) = latency(min, || {
         for p in &ep {
@@ -136,7 +141,38 @@ fn main() -> Result<()> {
         })
         .unwrap();
     });
-    println!("train step mlp batch 128: graph {:.3} ms, eager {:.3} ms ({:.2}x)", g50 * 1e3, e50 * 1e3, e50 / g50);
+    println!(
+        "train step mlp batch 128: graph {:.3} ms (inter-op parallel) / {:.3} ms (one node at a time), eager {:.3} ms (eager/graph {:.2}x)",
+        graph_steps[0] * 1e3,
+        graph_steps[1] * 1e3,
+        e50 * 1e3,
+        e50 / graph_steps[0].min(graph_steps[1])
+    );
+
+    // The elementwise chain x*a + b -> relu -> *c + d on 16M f32 (scalar a..d, ALGORITHMS.md §7):
+    // level 1 runs five ops, level 2 one fused node.
+    let n = 16usize << 20;
+    let chain = chain_graph(n)?;
+    let xc = randn(&[n], 1.0, 8)?;
+    let mut chain_ms = Vec::new();
+    for level in [1u8, 2] {
+        let ex = Executor::new(&chain, ExecOptions { opt_level: level, ..Default::default() })?;
+        let (t, _) = latency(min, || {
+            ex.run(&[("x", &xc)], &["y"]).unwrap();
+        });
+        chain_ms.push(t);
+    }
+    let (unfused_bytes, fused_bytes) = (5.0 * 8.0 * n as f64, 8.0 * n as f64);
+    println!(
+        "fused chain 16M f32 (5 ops): unfused {:.2} ms ({:.0} MB, {:.1} GB/s), fused {:.2} ms ({:.0} MB, {:.1} GB/s): {:.2}x",
+        chain_ms[0] * 1e3,
+        unfused_bytes / 1e6,
+        unfused_bytes / chain_ms[0] / 1e9,
+        chain_ms[1] * 1e3,
+        fused_bytes / 1e6,
+        fused_bytes / chain_ms[1] / 1e9,
+        chain_ms[0] / chain_ms[1]
+    );
 
     // Memory planning: peak bytes of values computed during one inference run.
     let conv = conv_graph()?;
@@ -158,6 +194,23 @@ fn main() -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `(x * a + b).relu() * c + d` over `[n]` with scalar constants.
+fn chain_graph(n: usize) -> Result<Graph> {
+    let mut b = GraphBuilder::new();
+    let x = b.input("x", DType::F32, &[Dim::Fixed(n)])?;
+    let mut k = Vec::new();
+    for v in [1.5, 0.25, 0.75, -0.5] {
+        k.push(b.constant(&Tensor::full(&[], v, DType::F32, Device::Cpu)?)?);
+    }
+    let h = b.op1("mul", &[x, k[0]], &[])?;
+    let h = b.op1("add", &[h, k[1]], &[])?;
+    let h = b.op1("relu", &[h], &[])?;
+    let h = b.op1("mul", &[h, k[2]], &[])?;
+    let y = b.op1("add", &[h, k[3]], &[])?;
+    b.output("y", y)?;
+    b.finish()
 }
 
 /// A small conv net for inference: two conv-relu-pool blocks and a classifier.

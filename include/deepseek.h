@@ -28,16 +28,6 @@
 #define DS_ABI_VERSION 1
 
 /**
- * Most ops in one fused node (TorchInductor's `max_fusion_size`).
- */
-#define MAX_FUSION_SIZE 64
-
-/**
- * The format version this library writes and reads.
- */
-#define FORMAT_VERSION 1
-
-/**
  * An attribute list for `ds_op_call`: (name, typed value) pairs. Free with `ds_attrs_free`.
  */
 typedef struct DsAttrs DsAttrs;

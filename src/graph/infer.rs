@@ -42,9 +42,17 @@ impl SymbolTable {
             .collect()
     }
 
-    /// The stand-in meta of a value type.
+    /// The stand-in meta of a value type. Its element count must fit in `usize` with room for
+    /// the byte size (ops multiply sizes freely), which bounds how many symbols one value has.
     pub fn meta_of(&mut self, ty: &ValueType) -> Result<Meta> {
-        Ok(Meta::new(self.shape_of(ty)?, ty.dtype))
+        let shape = self.shape_of(ty)?;
+        let fits = shape.iter().try_fold(16usize, |acc, &d| acc.checked_mul(d.max(1))).is_some();
+        if !fits {
+            return Err(Error::Unsupported(format!(
+                "value of type {ty} has too many large or symbolic dimensions for shape inference; give some of them fixed sizes"
+            )));
+        }
+        Ok(Meta::new(shape, ty.dtype))
     }
 
     /// Reads a stand-in shape back as dimensions; `what` names the node for errors.

@@ -222,3 +222,34 @@ fn fusion_respects_the_size_cap_and_shape_changes() {
     };
     assert_eq!(run(&g), run(&f));
 }
+
+#[test]
+fn the_memory_plan_frees_dead_values_and_overwrites_dying_inputs_in_place() {
+    // conv -> relu -> pool: relu may overwrite the conv output, which nothing else reads.
+    let mut b = GraphBuilder::new();
+    let x = b.input("img", DType::F32, &[Dim::sym("n"), Dim::Fixed(2), Dim::Fixed(8), Dim::Fixed(8)]).unwrap();
+    let k = b.param("k", &normal(&[4, 2, 3, 3], 1), false).unwrap();
+    let h = b.op1("conv2d", &[x, k], &[("padding", Attr::Ints(vec![1, 1]))]).unwrap();
+    let h = b.op1("relu", &[h], &[]).unwrap();
+    let h = b.op1("max_pool2d", &[h], &[("kernel_size", Attr::Ints(vec![2, 2]))]).unwrap();
+    let y = b.op1("sigmoid", &[h], &[]).unwrap();
+    b.output("y", y).unwrap();
+    b.output("pooled", h).unwrap(); // an output: sigmoid must not overwrite it
+    let g = b.finish().unwrap();
+    let img = normal(&[3, 2, 8, 8], 2);
+    let opts = deepseek::exec::RunOptions { track_memory: true, ..Default::default() };
+    let run = |level: u8| {
+        let ex = Executor::new(&g, ExecOptions { opt_level: level, ..Default::default() }).unwrap();
+        ex.run_with(&[("img", &img)], &["y", "pooled"], &opts).unwrap()
+    };
+    let (plain, unplanned) = run(1);
+    let (planned, stats) = run(2);
+    for (a, b) in plain.iter().zip(&planned) {
+        assert_eq!(a.to_vec::<f32>().unwrap(), b.to_vec::<f32>().unwrap());
+    }
+    // conv out 3*4*8*8 f32 = 3 KiB (+ relu 3 KiB unplanned), pooled 768 B, sigmoid 768 B.
+    let conv = 3 * 4 * 8 * 8 * 4;
+    assert_eq!(unplanned.peak_bytes, 2 * conv + 2 * conv / 4);
+    assert_eq!(stats.peak_bytes, conv + conv / 4, "relu in place, conv output freed after pooling");
+    assert_eq!(stats.nodes_run, 4);
+}

@@ -8,7 +8,7 @@ use crate::graph::dim::Bindings;
 use crate::graph::infer::at_node;
 use crate::graph::{Graph, NodeId, NodeKind, ValueId};
 use crate::ops::dispatch;
-use crate::ops::fused::{FusedProgram, run_fused};
+use crate::ops::fused::{FusedProgram, pointwise_in_place, run_fused};
 use crate::ops::util::broadcast_shapes;
 use crate::tensor::Tensor;
 use rayon::prelude::*;
@@ -126,7 +126,16 @@ impl Executor {
             if options.cancel.as_ref().is_some_and(CancelToken::is_cancelled) {
                 return Err(Error::Cancelled(format!("run stopped before level {li} of {}", plan.levels.len())));
             }
-            let todo: Vec<NodeId> = level.iter().copied().filter(|n| needed[n.0]).collect();
+            let mut todo: Vec<NodeId> = level.iter().copied().filter(|n| needed[n.0]).collect();
+            // Memory plan: pointwise ops whose input dies here overwrite it in place.
+            todo.retain(|&n| match self.try_in_place(n, &mut values) {
+                Ok(true) => {
+                    stats.nodes_run += 1;
+                    false
+                }
+                // Not applicable (or failed): the node runs normally below.
+                Ok(false) | Err(_) => true,
+            });
             let results: Vec<(NodeId, Result<Vec<Tensor>>)> = if todo.len() > 1 && width > 1 {
                 let vals = &values;
                 crate::runtime::install(|| {
@@ -164,6 +173,25 @@ impl Executor {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok((outs, stats))
+    }
+
+    /// Runs node `n` in place over its dying input when the plan allows and the input is
+    /// exclusively held; the result takes the input's slot and then the output's.
+    fn try_in_place(&self, n: NodeId, values: &mut [Option<Tensor>]) -> Result<bool> {
+        let Some(v) = self.plan.in_place[n.0] else { return Ok(false) };
+        let node = self.plan.graph.node(n);
+        let NodeKind::Op { op, attrs } = &node.kind else { return Ok(false) };
+        let Some(t) = values[v.0].take() else { return Ok(false) };
+        match pointwise_in_place(op, attrs, &t) {
+            Ok(true) => {
+                values[node.outputs[0].0] = Some(t);
+                Ok(true)
+            }
+            other => {
+                values[v.0] = Some(t);
+                other
+            }
+        }
     }
 
     fn bind_feeds(&self, feeds: &[(&str, &Tensor)], values: &mut [Option<Tensor>]) -> Result<()> {

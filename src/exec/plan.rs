@@ -18,6 +18,9 @@ pub(crate) struct Plan {
     pub free_after: Vec<Vec<ValueId>>,
     /// Feedable names (inputs, then parameters) and their values.
     pub feedable: HashMap<String, ValueId>,
+    /// Per node: the input a one-input pointwise op may overwrite in place, because this
+    /// node is its only reader and it is neither a graph output nor a fed or fixed value.
+    pub in_place: Vec<Option<ValueId>>,
 }
 
 impl Plan {
@@ -88,6 +91,24 @@ impl Plan {
                 }
             }
         }
-        Plan { graph, preset, levels, free_after, feedable }
+        let in_place = if free_dead { in_place_candidates(&graph) } else { vec![None; graph.nodes().len()] };
+        Plan { graph, preset, levels, free_after, feedable, in_place }
     }
+}
+
+/// Nodes whose single input dies with them and has their output's type: a one-input
+/// pointwise op there can write its result over that input.
+fn in_place_candidates(graph: &Graph) -> Vec<Option<ValueId>> {
+    let uses = graph.use_counts();
+    graph
+        .nodes()
+        .iter()
+        .map(|node| {
+            let NodeKind::Op { op, .. } = &node.kind else { return None };
+            let (&[v], &[out]) = (node.inputs.as_slice(), node.outputs.as_slice()) else { return None };
+            let computed = matches!(graph.node(graph.value(v).node).kind, NodeKind::Op { .. } | NodeKind::Fused { .. });
+            let one_input_body = op.pointwise.is_some_and(|p| p.arity == 1);
+            (one_input_body && computed && uses[v.0] == 1 && graph.value(v).ty == graph.value(out).ty).then_some(v)
+        })
+        .collect()
 }

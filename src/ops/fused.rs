@@ -546,3 +546,41 @@ fn run<T: FusedFloat>(prog: &FusedProgram, attrs: &[Attrs], inputs: &[Tensor], s
     }
     wrap(bufs)
 }
+
+/// Applies the one-input pointwise `op` to `t` in place, chunk by chunk (each chunk is
+/// copied to a register first, so the body reads its input and writes its output without
+/// aliasing). Returns false, touching nothing, unless `t` is an exclusively held, contiguous
+/// f32/f64 tensor and `op` has a one-input body; the memory planner then runs the op normally.
+pub fn pointwise_in_place(op: &OpDef, attrs: &Attrs, t: &Tensor) -> Result<bool> {
+    let Some(pw) = op.pointwise else { return Ok(false) };
+    if pw.arity != 1 || !t.is_exclusive() || !t.is_contiguous() {
+        return Ok(false);
+    }
+    match t.dtype() {
+        DType::F32 => in_place::<f32>(pw.f32, attrs, t),
+        DType::F64 => in_place::<f64>(pw.f64, attrs, t),
+        _ => Ok(false),
+    }
+}
+
+fn in_place<T: FusedFloat>(body: fn(&mut [T], &[&[T]], &Attrs), attrs: &Attrs, t: &Tensor) -> Result<bool> {
+    let Some(buf) = t.storage().as_cpu() else { return Ok(false) };
+    let (off, n) = (t.layout().offset(), t.numel());
+    // SAFETY: `t` is the only handle to this pool-owned storage (checked by the caller via
+    // `is_exclusive`), so nothing else reads or writes these elements meanwhile.
+    let data = unsafe { &mut buf.typed_mut::<T>()[off..off + n] };
+    let run = |part: &mut [T]| {
+        let mut reg = vec![T::default(); CHUNK.min(part.len())];
+        for c in part.chunks_mut(CHUNK) {
+            let r = &mut reg[..c.len()];
+            r.copy_from_slice(c);
+            body(c, &[r], attrs);
+        }
+    };
+    if n < PARALLEL_THRESHOLD {
+        run(data);
+    } else {
+        install(|| data.par_chunks_mut(CHUNK * CHUNKS_PER_ITEM).for_each(run));
+    }
+    Ok(true)
+}

@@ -6,7 +6,7 @@ use super::movement::{TRANSPOSE, emit_reshape};
 use super::util::{broadcast_shapes, emit0, one, require_float, require_numeric, same_dtype};
 use super::{ArgSpec, Attr, Attrs, Emitter, ForwardCtx, GradVal, InferCtx, Meta, OpDef, OpKind, Val};
 use crate::backend::cpu::elementwise::{host_slice, new_host};
-use crate::backend::cpu::gemm::{GemmFloat, GemmInt, MatView, gemm_into, int_matmul_into, transpose_into};
+use crate::backend::cpu::gemm::{GemmFloat, GemmInt, MatView, gemm_into, gemv, int_matmul_into, transpose_into};
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::runtime::{PARALLEL_THRESHOLD, install, num_threads};
@@ -319,6 +319,18 @@ fn linear_f<T: GemmFloat>(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, out_sha
         Some(b) => Some((host_slice::<T>(b)?, b.layout().offset(), b.strides()[0])),
         None => None,
     };
+    // One row against a packed weight: a matrix-vector product reads W once, unpacked.
+    if rows == 1 && w.is_contiguous() && x2.is_contiguous() {
+        let wslice = &ws[w.layout().offset()..w.layout().offset() + outf * inf];
+        let xslice = &host_slice::<T>(&x2)?[x2.layout().offset()..x2.layout().offset() + inf];
+        let out = new_host::<T>(&[rows, outf], |out| {
+            for (j, y) in out.iter_mut().enumerate() {
+                *y = bias.map_or(<T as crate::dtype::Element>::zero(), |(bs, off, st)| bs[off + j * st]);
+            }
+            gemv(xslice, wslice, (outf, inf), out);
+        })?;
+        return out.raw_reshape(&out_shape.iter().map(|&d| d as i64).collect::<Vec<_>>());
+    }
     let threads = num_threads();
     let mut result = Ok(());
     let out = new_host::<T>(&[rows, outf], |out| {

@@ -101,6 +101,15 @@ impl Tensor {
         Arc::as_ptr(&self.0) as usize
     }
 
+    /// True when this handle is the only one to its data: no clone, no view, and the bytes
+    /// belong to the engine's allocator (not a caller's borrowed buffer). Such a tensor may be
+    /// overwritten in place by its owner.
+    pub fn is_exclusive(&self) -> bool {
+        Arc::strong_count(&self.0) == 1
+            && Arc::strong_count(&self.0.storage) == 1
+            && self.0.storage.as_cpu().is_some_and(|b| b.is_pool_owned())
+    }
+
     /// True when both tensors view the same storage.
     pub fn shares_storage(&self, other: &Tensor) -> bool {
         Arc::ptr_eq(&self.0.storage, &other.0.storage)

@@ -47,6 +47,11 @@ unsafe impl Send for CpuBuffer {}
 unsafe impl Sync for CpuBuffer {}
 
 impl CpuBuffer {
+    /// Whether the engine's allocator owns the bytes (not a caller's borrowed buffer).
+    pub fn is_pool_owned(&self) -> bool {
+        matches!(self.owner, Owner::Pool { .. })
+    }
+
     /// `len` bytes from the caching allocator, contents unspecified.
     pub fn uninit(len: usize) -> Result<CpuBuffer> {
         if len == 0 {

@@ -187,3 +187,62 @@ pub fn int_matmul_into<T: GemmInt>(
     }
     Ok(())
 }
+
+/// Lanes of independent partial sums in [`dot`]: one AVX-512 register of f32, so the loop
+/// vectorises without reassociating any single sum.
+const DOT_LANES: usize = 16;
+
+/// `Σ a[i]·b[i]` over equal-length slices, in `DOT_LANES` interleaved partial sums.
+/// Compiled twice: with AVX2+FMA (used when the CPU has them) and for the baseline target.
+fn dot<T: GemmFloat>(a: &[T], b: &[T]) -> T {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has the features the function is compiled for.
+        return unsafe { dot_fma(a, b) };
+    }
+    dot_lanes(a, b, |x, y, acc| acc + x * y)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_fma<T: GemmFloat>(a: &[T], b: &[T]) -> T {
+    dot_lanes(a, b, |x, y, acc| x.mul_add(y, acc))
+}
+
+#[inline(always)]
+fn dot_lanes<T: GemmFloat>(a: &[T], b: &[T], fma: impl Fn(T, T, T) -> T) -> T {
+    let zero = <T as Element>::zero();
+    let mut acc = [zero; DOT_LANES];
+    let (ca, cb) = (a.chunks_exact(DOT_LANES), b.chunks_exact(DOT_LANES));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..DOT_LANES {
+            acc[l] = fma(x[l], y[l], acc[l]);
+        }
+    }
+    let mut tail = zero;
+    for (x, y) in ra.iter().zip(rb) {
+        tail = fma(*x, *y, tail);
+    }
+    acc.iter().fold(zero, |s, &v| s + v) + tail
+}
+
+/// `out[j] += x · w[j, :]` for a vector `x` (`k`) against a packed `n × k` weight: one dot
+/// product per weight row, reading the weight once without packing it, parallel over rows
+/// when large. For batch-1 inference this beats a GEMM, which packs the weight first.
+pub fn gemv<T: GemmFloat>(x: &[T], w: &[T], (n, k): (usize, usize), out: &mut [T]) {
+    let work = |j0: usize, block: &mut [T]| {
+        for (dj, y) in block.iter_mut().enumerate() {
+            let j = j0 + dj;
+            *y = *y + dot(x, &w[j * k..(j + 1) * k]);
+        }
+    };
+    if n * k >= 1 << 16 {
+        use rayon::prelude::*;
+        // Runs of weight rows per task: enough work to amortise scheduling.
+        const BLOCK: usize = 32;
+        install(|| out.par_chunks_mut(BLOCK).enumerate().for_each(|(b, chunk)| work(b * BLOCK, chunk)));
+    } else {
+        work(0, out);
+    }
+}

@@ -5,7 +5,7 @@
 //! `DsGraphBuilder` is driven by one thread at a time. The trace scope belongs to the
 //! calling thread and records only the ops that thread calls.
 
-use super::guard::{cstr, guard, out, slice, slice_mut};
+use super::guard::{cstr, guard, out, slice, slice_mut, write_text};
 use super::handles::{Handle, free, get, register};
 use super::library::DsDtype;
 use super::ops::attr_pairs;
@@ -386,17 +386,7 @@ pub unsafe extern "C" fn ds_graph_dump(
 ) -> DsStatus {
     guard(|| {
         let text = unsafe { graph_ref(graph, "graph")? }.to_string();
-        let needed = text.len() + 1;
-        if let Some(n) = unsafe { out_needed.as_mut() } {
-            *n = needed;
-        }
-        if capacity < needed {
-            return Err(Error::BufferTooSmall { arg: "capacity", needed, given: capacity });
-        }
-        let dst = unsafe { slice_mut(buf.cast::<u8>(), needed, "buf")? };
-        dst[..text.len()].copy_from_slice(text.as_bytes());
-        dst[text.len()] = 0;
-        Ok(())
+        unsafe { write_text(&text, buf, capacity, out_needed) }
     })
 }
 

@@ -89,6 +89,26 @@ pub unsafe fn cstr<'a>(p: *const c_char, arg: &'static str) -> Result<&'a str> {
     unsafe { CStr::from_ptr(p) }.to_str().map_err(|_| Error::invalid(arg, "is not valid UTF-8"))
 }
 
+/// Copies `text` NUL-terminated into the caller's `buf` (`capacity` bytes) with the two-call
+/// size protocol: `*out_needed` (if not NULL) gets the bytes needed including the NUL, and a
+/// too-small `capacity` writes nothing and is `BufferTooSmall`.
+///
+/// # Safety
+/// `buf` valid for `capacity` writes; `out_needed` NULL or valid for a write.
+pub unsafe fn write_text(text: &str, buf: *mut c_char, capacity: usize, out_needed: *mut usize) -> Result<()> {
+    let needed = text.len() + 1;
+    if let Some(n) = unsafe { out_needed.as_mut() } {
+        *n = needed;
+    }
+    if capacity < needed {
+        return Err(Error::BufferTooSmall { arg: "capacity", needed, given: capacity });
+    }
+    let dst = unsafe { slice_mut(buf.cast::<u8>(), needed, "buf")? };
+    dst[..text.len()].copy_from_slice(text.as_bytes());
+    dst[text.len()] = 0;
+    Ok(())
+}
+
 /// A C array as a slice; NULL is accepted only with `len == 0`.
 ///
 /// # Safety

@@ -4,7 +4,7 @@
 //! by many concurrent `ds_op_call`s afterwards. Op calls on shared tensors may run from many
 //! threads. Grad mode is per thread.
 
-use super::guard::{cstr, guard, out, slice, slice_mut};
+use super::guard::{cstr, guard, out, slice, slice_mut, write_text};
 use super::handles::{Handle, free, get, register};
 use super::status::DsStatus;
 use super::tensor::{DsTensor, new_handle, tensor_ref};
@@ -281,17 +281,7 @@ pub unsafe extern "C" fn ds_op_schema(
 ) -> DsStatus {
     guard(|| {
         let json = op_schema_json(find_op(unsafe { cstr(name, "name")? })?);
-        let needed = json.len() + 1;
-        if let Some(n) = unsafe { out_needed.as_mut() } {
-            *n = needed;
-        }
-        if capacity < needed {
-            return Err(Error::BufferTooSmall { arg: "capacity", needed, given: capacity });
-        }
-        let dst = unsafe { slice_mut(buf.cast::<u8>(), needed, "buf")? };
-        dst[..json.len()].copy_from_slice(json.as_bytes());
-        dst[json.len()] = 0;
-        Ok(())
+        unsafe { write_text(&json, buf, capacity, out_needed) }
     })
 }
 

@@ -4,7 +4,7 @@
 //! copied out) from many threads at once; `ds_tensor_free` needs exclusive use. Views are
 //! new handles that keep the storage alive, so handles may be freed in any order.
 
-use super::guard::{guard, out, slice, slice_mut};
+use super::guard::{guard, out, slice, slice_mut, write_text};
 use super::handles::{Handle, free, get, register};
 use super::library::{DsDeviceKind, DsDtype};
 use super::status::DsStatus;
@@ -471,17 +471,7 @@ pub unsafe extern "C" fn ds_tensor_to_string(
 ) -> DsStatus {
     guard(|| {
         let text = unsafe { tensor_ref(tensor, "tensor")? }.to_string();
-        let needed = text.len() + 1;
-        if let Some(n) = unsafe { out_needed.as_mut() } {
-            *n = needed;
-        }
-        if capacity < needed {
-            return Err(Error::BufferTooSmall { arg: "capacity", needed, given: capacity });
-        }
-        let dst = unsafe { slice_mut(buf.cast::<u8>(), needed, "buf")? };
-        dst[..text.len()].copy_from_slice(text.as_bytes());
-        dst[text.len()] = 0;
-        Ok(())
+        unsafe { write_text(&text, buf, capacity, out_needed) }
     })
 }
 

@@ -155,3 +155,18 @@ fn overflowing_shapes_are_errors() {
     assert!(matches!(shape_from_dims(&[1 << 61, 8], DType::F64, "dims"), Err(Error::Overflow { .. })));
     assert!(matches!(shape_from_dims(&[2, -1], DType::F32, "dims"), Err(Error::InvalidArgument { .. })));
 }
+
+#[test]
+fn host_data_mut_writes_in_place_when_exclusive_and_copies_when_shared() {
+    let mut t = Tensor::from_slice(&[1.0f32, 2.0, 3.0], &[3]).unwrap();
+    let before = t.host_ptr().unwrap();
+    t.host_data_mut::<f32>().unwrap()[0] = 10.0;
+    assert_eq!(t.host_ptr().unwrap(), before, "an exclusive tensor is updated in place");
+    let shared = t.clone();
+    t.host_data_mut::<f32>().unwrap()[1] = 20.0;
+    assert_ne!(t.host_ptr().unwrap(), before, "a shared tensor is copied first");
+    assert_eq!(shared.to_vec::<f32>().unwrap(), vec![10.0, 2.0, 3.0]);
+    assert_eq!(t.to_vec::<f32>().unwrap(), vec![10.0, 20.0, 3.0]);
+    let err = t.host_data_mut::<f64>().unwrap_err().to_string();
+    assert!(err.contains("expected f64"), "{err}");
+}

@@ -25,6 +25,27 @@ impl Tensor {
         self.copy_as(dtype)
     }
 
+    /// The elements as a mutable host slice, for owners that update a tensor in place (an
+    /// optimizer stepping its parameters). Copy on write: when the data is shared (a clone, a
+    /// view, a caller's borrowed buffer) or not contiguous, this handle first gets a private
+    /// contiguous copy, so no other holder ever sees the change.
+    pub fn host_data_mut<T: Element>(&mut self) -> Result<&mut [T]> {
+        if self.dtype() != T::DTYPE {
+            return Err(Error::DtypeMismatch { arg: "host_data_mut", expected: T::DTYPE, given: self.dtype() });
+        }
+        if self.device() != Device::Cpu {
+            return Err(Error::Unsupported(format!("in-place host access to a tensor on {}", self.device())));
+        }
+        if !(self.is_exclusive() && self.is_contiguous()) {
+            *self = self.copy_as(self.dtype())?;
+        }
+        let (off, n) = (self.layout().offset(), self.numel());
+        let buf = self.storage().as_cpu().expect("checked: host tensor");
+        // SAFETY: `self` is now the only handle to this pool-owned, contiguous storage (checked
+        // above or freshly copied), and `&mut self` keeps it so for the slice's lifetime.
+        Ok(unsafe { &mut buf.typed_mut::<T>()[off..off + n] })
+    }
+
     fn copy_as(&self, dtype: DType) -> Result<Tensor> {
         let storage = backend(self.device())?.copy_cast(self.storage(), self.layout(), self.dtype(), dtype)?;
         Tensor::from_storage(Arc::new(storage), Layout::contiguous(self.shape()), dtype)

@@ -103,6 +103,9 @@ pub enum Error {
     /// A run stopped early because another thread cancelled it.
     #[error("cancelled: {0}")]
     Cancelled(String),
+    /// A loss or gradient that is NaN or infinite; the step that met it changed nothing.
+    #[error("non-finite value: {0}")]
+    NonFinite(String),
     /// A file or byte stream that is truncated, corrupt, or of an unsupported format version.
     #[error("corrupt data in `{what}`: {msg}")]
     Corrupt {

@@ -16,6 +16,7 @@ pub mod graph;
 pub mod ops;
 pub mod rng;
 pub mod runtime;
+pub mod safetensors;
 pub mod tensor;
 
 pub use device::Device;

@@ -167,9 +167,9 @@ mod tests {
 
     #[test]
     fn every_status_has_a_name() {
-        for s in DS_STATUS_OK..=DS_STATUS_CORRUPT_DATA {
+        for s in DS_STATUS_OK..=DS_STATUS_NON_FINITE {
             assert!(status_name(s).unwrap().starts_with("DS_STATUS_"));
         }
-        assert!(status_name(DS_STATUS_CORRUPT_DATA + 1).is_none() && status_name(-1).is_none());
+        assert!(status_name(DS_STATUS_NON_FINITE + 1).is_none() && status_name(-1).is_none());
     }
 }

@@ -41,6 +41,8 @@ pub const DS_STATUS_INTERNAL: DsStatus = 15;
 pub const DS_STATUS_CANCELLED: DsStatus = 16;
 /// A file or buffer that is truncated, corrupt or of a newer format version.
 pub const DS_STATUS_CORRUPT_DATA: DsStatus = 17;
+/// A loss or gradient was NaN or infinite; the training step was refused and changed nothing.
+pub const DS_STATUS_NON_FINITE: DsStatus = 18;
 
 /// The status code for an error.
 pub fn status_of(e: &Error) -> DsStatus {
@@ -62,12 +64,13 @@ pub fn status_of(e: &Error) -> DsStatus {
         Error::Internal(_) => DS_STATUS_INTERNAL,
         Error::Cancelled(_) => DS_STATUS_CANCELLED,
         Error::Corrupt { .. } => DS_STATUS_CORRUPT_DATA,
+        Error::NonFinite(_) => DS_STATUS_NON_FINITE,
     }
 }
 
 /// The constant's name for a status code (`"DS_STATUS_OK"`), or `None` for an unknown code.
 pub fn status_name(status: DsStatus) -> Option<&'static str> {
-    const NAMES: [&str; 18] = [
+    const NAMES: [&str; 19] = [
         "DS_STATUS_OK\0",
         "DS_STATUS_INVALID_ARGUMENT\0",
         "DS_STATUS_NULL_POINTER\0",
@@ -86,6 +89,7 @@ pub fn status_name(status: DsStatus) -> Option<&'static str> {
         "DS_STATUS_INTERNAL\0",
         "DS_STATUS_CANCELLED\0",
         "DS_STATUS_CORRUPT_DATA\0",
+        "DS_STATUS_NON_FINITE\0",
     ];
     usize::try_from(status).ok().and_then(|i| NAMES.get(i).copied())
 }

@@ -137,13 +137,13 @@ static void test_library(void) {
         CHECK(strstr(ds_last_error(), v) != NULL);
     }
 
-    for (DsStatus s = DS_STATUS_OK; s <= DS_STATUS_CORRUPT_DATA; s++) {
+    for (DsStatus s = DS_STATUS_OK; s <= DS_STATUS_NON_FINITE; s++) {
         const char *n = ds_status_name(s);
         CHECK(n != NULL && strncmp(n, "DS_STATUS_", 10) == 0);
     }
     CHECK(strcmp(ds_status_name(DS_STATUS_OUT_OF_RANGE), "DS_STATUS_OUT_OF_RANGE") == 0);
     CHECK(strcmp(ds_status_name(DS_STATUS_CANCELLED), "DS_STATUS_CANCELLED") == 0);
-    CHECK(ds_status_name(DS_STATUS_CORRUPT_DATA + 1) == NULL);
+    CHECK(ds_status_name(DS_STATUS_NON_FINITE + 1) == NULL);
     CHECK(ds_status_name(-1) == NULL);
 
     static const struct { DsDtype d; size_t size; const char *name; } dt[] = {

@@ -18,6 +18,7 @@ pub mod rng;
 pub mod runtime;
 pub mod safetensors;
 pub mod tensor;
+pub mod train;
 
 pub use device::Device;
 pub use dtype::{DType, Element};

@@ -1,0 +1,3 @@
+//! Training: the trainer, optimizers and schedules, checkpoints and metrics.
+
+pub mod checkpoint;

@@ -68,6 +68,17 @@ unsafe fn with_options(options: *mut DsExecOptions, f: impl FnOnce(&mut ExecOpti
     })
 }
 
+/// A copy of the options behind a handle; NULL gives the defaults.
+///
+/// # Safety
+/// As [`get`].
+pub(crate) unsafe fn exec_options_of(options: *const DsExecOptions) -> Result<ExecOptions> {
+    if options.is_null() {
+        return Ok(ExecOptions::default());
+    }
+    Ok(unsafe { get(options, "options")? }.options.lock().unwrap_or_else(|p| p.into_inner()).clone())
+}
+
 /// Creates compile options with the defaults: opt level 2, the CPU, inter-op threads 0.
 ///
 /// Thread safety: may be called from any thread; the options are then filled by one
@@ -189,12 +200,7 @@ pub unsafe extern "C" fn ds_executor_new(
         let o = unsafe { out(out_executor, "out_executor")? };
         *o = std::ptr::null_mut();
         let g = unsafe { graph_ref(graph, "graph")? };
-        let options = if options.is_null() {
-            ExecOptions::default()
-        } else {
-            unsafe { get(options, "options")? }.options.lock().unwrap_or_else(|p| p.into_inner()).clone()
-        };
-        *o = register(DsExecutor { executor: Executor::new(g, options)? });
+        *o = register(DsExecutor { executor: Executor::new(g, unsafe { exec_options_of(options)? })? });
         Ok(())
     })
 }

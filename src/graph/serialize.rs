@@ -173,8 +173,7 @@ impl Reader<'_> {
     fn graph(&self, bytes: &[u8]) -> Result<Graph> {
         let file = Parsed::new(bytes, self.what)?;
         let graph_text = self.check_metadata(&file.metadata)?;
-        let stored_sum =
-            file.metadata.get("checksum").ok_or_else(|| self.corrupt("the metadata has no `checksum`"))?;
+        let stored_sum = file.metadata.get("checksum").ok_or_else(|| self.corrupt("the metadata has no `checksum`"))?;
         let sum = file.checksum(graph_text);
         if *stored_sum != sum {
             return Err(self.corrupt(format!(

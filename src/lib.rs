@@ -17,6 +17,7 @@ pub mod ops;
 pub mod rng;
 pub mod runtime;
 pub mod tensor;
+pub mod train;
 
 pub use device::Device;
 pub use dtype::{DType, Element};

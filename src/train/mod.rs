@@ -1,3 +1,5 @@
 //! Training: the trainer, optimizers and schedules, checkpoints and metrics.
 
 pub mod checkpoint;
+pub mod optim;
+pub mod trainer;

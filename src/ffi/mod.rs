@@ -13,3 +13,4 @@ pub mod library;
 pub mod ops;
 pub mod status;
 pub mod tensor;
+pub mod train;

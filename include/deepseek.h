@@ -857,6 +857,93 @@ const char *ds_dtype_name(DsDtype dtype);
 DS_MUST_USE DsStatus ds_tensor_required_alignment(DsDtype dtype, size_t *out_alignment);
 
 /**
+ * Adds the layer called `layer_name` (see `ds_layer_name`) to `builder`, reading the values
+ * `inputs` (`n_inputs` ids from `ds_graph_builder_*`), with attributes `attrs` (NULL for
+ * none; read, not kept). Its parameters are named `<prefix>/...` and initialised from a
+ * generator seeded with `seed`, as `ds_layer_schema`'s doc says per layer. The output ids go
+ * to `out_values` (room for `capacity`) and their number to `*out_n_values`; a too-small
+ * `capacity` adds nothing, sets `*out_n_values` to the number needed and returns
+ * `DS_STATUS_BUFFER_TOO_SMALL`. Any error (unknown layer or attribute, wrong attribute kind,
+ * wrong input count, zero widths, a parameter name already in the graph, shapes that do not
+ * fit) names the layer and leaves the builder unchanged.
+ *
+ * Thread safety: one thread at a time per builder; `attrs` may be shared.
+ *
+ * # Safety
+ * `layer_name` and `prefix` NUL-terminated; `inputs` valid for `n_inputs` reads;
+ * `out_values` for `capacity` writes; `out_n_values` for a write.
+ */
+DS_MUST_USE
+DsStatus ds_graph_builder_layer(DsGraphBuilder *builder,
+                                const char *layer_name,
+                                const char *prefix,
+                                uint64_t seed,
+                                const DsValueId *inputs,
+                                size_t n_inputs,
+                                const DsAttrs *attrs,
+                                DsValueId *out_values,
+                                size_t capacity,
+                                size_t *out_n_values);
+
+/**
+ * Writes the number of layers.
+ *
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `out_count` must be valid for a write.
+ */
+DS_MUST_USE DsStatus ds_layer_count(size_t *out_count);
+
+/**
+ * Writes the name of layer `index` (0-based, sorted by name); the string is static.
+ *
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `out_name` must be valid for a write.
+ */
+DS_MUST_USE DsStatus ds_layer_name(size_t index, const char **out_name);
+
+/**
+ * Writes the description of layer `name` as NUL-terminated JSON into `buf` (`capacity`
+ * bytes): `{"name", "doc", "inputs": [{"name","optional"}], "outputs": [...], "attrs":
+ * [{"name","kind","required","default","doc"}]}`. `*out_needed` (if not NULL) receives the
+ * size including the NUL; a too-small buffer gets nothing and `DS_STATUS_BUFFER_TOO_SMALL`.
+ *
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `name` NUL-terminated; `buf` valid for `capacity` writes; `out_needed` NULL or valid.
+ */
+DS_MUST_USE
+DsStatus ds_layer_schema(const char *name,
+                         char *buf,
+                         size_t capacity,
+                         size_t *out_needed);
+
+/**
+ * Builds the ready-made model `model_name` as a new graph: "mlp_classifier" (attributes
+ * `inputs`, `hidden` (ints), `classes`, `activation`, `seed`) or "dcn_v2", "deepfm",
+ * "logistic_regression" (attributes `num_dense`, `vocab_sizes` (ints), `embed_dim`,
+ * `cross_layers`, `cross_rank`, `mlp` (ints), `structure` ("parallel" or "stacked"),
+ * `seed`); omitted attributes take their defaults (the gmix MLP 32-256-256-8; a
+ * Criteo-shaped CTR model with 26 fields of 100,000 ids). Inputs, outputs and parameter
+ * names are those of `deepseek::nn::models`: "x"/"label" → "logits", "loss"; or
+ * "dense"/"ids"/"label" → "logit", "prob", "loss"; batch is the symbolic dimension "batch".
+ * `attrs` may be NULL.
+ *
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `model_name` NUL-terminated; `out_graph` valid for a write.
+ */
+DS_MUST_USE
+DsStatus ds_model_build(const char *model_name,
+                        const DsAttrs *attrs,
+                        DsGraph **out_graph);
+
+/**
  * Creates an empty attribute list.
  *
  * # Safety

@@ -13,6 +13,7 @@ pub mod error;
 pub mod exec;
 pub mod ffi;
 pub mod graph;
+pub mod nn;
 pub mod ops;
 pub mod rng;
 pub mod runtime;

@@ -29,7 +29,7 @@ pub type DsValueId = u64;
 pub struct DsGraphBuilder {
     // A mutex although the contract is one thread at a time: misuse then gives wrong
     // graphs, never memory errors.
-    builder: Mutex<GraphBuilder>,
+    pub(crate) builder: Mutex<GraphBuilder>,
 }
 
 impl Handle for DsGraphBuilder {

@@ -10,6 +10,7 @@ pub mod graph;
 pub mod guard;
 pub mod handles;
 pub mod library;
+pub mod nn;
 pub mod ops;
 pub mod status;
 pub mod tensor;

@@ -28,6 +28,17 @@
 #define DS_ABI_VERSION 1
 
 /**
+ * Largest header accepted: the safetensors reference reader's own limit. Checked before
+ * anything is allocated, so a corrupt length cannot ask for a huge buffer.
+ */
+#define MAX_HEADER_BYTES 100000000
+
+/**
+ * The checkpoint format version this library writes and reads.
+ */
+#define CHECKPOINT_VERSION 1
+
+/**
  * An attribute list for `ds_op_call`: (name, typed value) pairs. Free with `ds_attrs_free`.
  */
 typedef struct DsAttrs DsAttrs;
@@ -65,6 +76,19 @@ typedef struct DsGraphBuilder DsGraphBuilder;
  * An opaque tensor handle. Free with `ds_tensor_free`.
  */
 typedef struct DsTensor DsTensor;
+
+/**
+ * A trainer: a graph, its loss, optimizers and checkpoints. Free with `ds_trainer_free`.
+ */
+typedef struct DsTrainer DsTrainer;
+
+/**
+ * How to train (an opaque builder, so options can be added without breaking the ABI).
+ * Create with `ds_trainer_options_new` (defaults: Adam, learning rate 1e-3, constant
+ * schedule, no clipping, no checkpoints, executor defaults, seed 0), free with
+ * `ds_trainer_options_free`.
+ */
+typedef struct DsTrainerOptions DsTrainerOptions;
 
 /**
  * Status returned by every fallible C function; 0 is success. Codes are fixed forever.
@@ -253,6 +277,11 @@ typedef void (*DsDeleter)(void *data, void *ctx);
  * A file or buffer that is truncated, corrupt or of a newer format version.
  */
 #define DS_STATUS_CORRUPT_DATA 17
+
+/**
+ * A loss or gradient was NaN or infinite; the training step was refused and changed nothing.
+ */
+#define DS_STATUS_NON_FINITE 18
 
 #ifdef __cplusplus
 extern "C" {
@@ -1490,6 +1519,284 @@ DsStatus ds_tensor_to_device(const DsTensor *tensor,
                              DsDeviceKind device_kind,
                              int32_t device_index,
                              DsTensor **out_tensor);
+
+/**
+ * Creates trainer options with the defaults (see `DsTrainerOptions`).
+ *
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `out_options` valid for a write.
+ */
+DS_MUST_USE DsStatus ds_trainer_options_new(DsTrainerOptions **out_options);
+
+/**
+ * Frees trainer options; NULL is a no-op. Trainers made with them are unaffected.
+ *
+ * Thread safety: no other thread may be using `options`.
+ *
+ * # Safety
+ * `options` must be NULL or a handle no other thread is using.
+ */
+DsStatus ds_trainer_options_free(DsTrainerOptions *options);
+
+/**
+ * Sets the optimizer for parameters with dense gradients, by name (`sgd`, `adam`, `adamw`,
+ * `adagrad`, `rowwise_adagrad`, `lazy_adam`) with typed attributes (NULL = defaults;
+ * e.g. `momentum`, `beta1`, `eps`, `weight_decay`). Unknown names or attributes are errors.
+ *
+ * Thread safety: one thread at a time per options object.
+ *
+ * # Safety
+ * `options` a live handle; `name` NUL-terminated; `attrs` NULL or a live handle.
+ */
+DS_MUST_USE
+DsStatus ds_trainer_options_set_optimizer(DsTrainerOptions *options,
+                                          const char *name,
+                                          const DsAttrs *attrs);
+
+/**
+ * Sets the optimizer for embedding tables (row gradients) as `ds_trainer_options_set_optimizer`
+ * does; `rowwise_adagrad` and `lazy_adam` touch only the rows in each batch. NULL `name`
+ * goes back to using the dense optimizer for tables too.
+ *
+ * Thread safety: one thread at a time per options object.
+ *
+ * # Safety
+ * `options` a live handle; `name` NULL or NUL-terminated; `attrs` NULL or a live handle.
+ */
+DS_MUST_USE
+DsStatus ds_trainer_options_set_sparse_optimizer(DsTrainerOptions *options,
+                                                 const char *name,
+                                                 const DsAttrs *attrs);
+
+/**
+ * Sets the base learning rate (finite, >= 0).
+ *
+ * Thread safety: one thread at a time per options object.
+ *
+ * # Safety
+ * `options` a live handle.
+ */
+DS_MUST_USE DsStatus ds_trainer_options_set_lr(DsTrainerOptions *options, double lr);
+
+/**
+ * Sets the learning-rate schedule by name (`constant`, `step`, `cosine`, `warmup_cosine`,
+ * ...) with typed attributes (e.g. `every`, `gamma`, `total_steps`, `warmup_steps`).
+ *
+ * Thread safety: one thread at a time per options object.
+ *
+ * # Safety
+ * `options` a live handle; `name` NUL-terminated; `attrs` NULL or a live handle.
+ */
+DS_MUST_USE
+DsStatus ds_trainer_options_set_schedule(DsTrainerOptions *options,
+                                         const char *name,
+                                         const DsAttrs *attrs);
+
+/**
+ * Clips gradients to a global L2 norm of `max_norm` (> 0); 0 turns clipping off.
+ *
+ * Thread safety: one thread at a time per options object.
+ *
+ * # Safety
+ * `options` a live handle.
+ */
+DS_MUST_USE DsStatus ds_trainer_options_set_clip_norm(DsTrainerOptions *options, double max_norm);
+
+/**
+ * Sets the checkpoint directory (created when missing; NULL = no checkpoints), a
+ * checkpoint every `every` steps (0 = only `ds_trainer_save_checkpoint`) and how many to
+ * keep (>= 1). A trainer created on a directory holding checkpoints resumes from the newest
+ * valid one by itself.
+ *
+ * Thread safety: one thread at a time per options object.
+ *
+ * # Safety
+ * `options` a live handle; `dir` NULL or NUL-terminated.
+ */
+DS_MUST_USE
+DsStatus ds_trainer_options_set_checkpoints(DsTrainerOptions *options,
+                                            const char *dir,
+                                            int64_t every,
+                                            int64_t keep);
+
+/**
+ * Sets how the trainer's executors compile (a copy of `exec_options` is taken; NULL = defaults).
+ *
+ * Thread safety: one thread at a time per options object.
+ *
+ * # Safety
+ * `options` a live handle; `exec_options` NULL or a live handle.
+ */
+DS_MUST_USE
+DsStatus ds_trainer_options_set_exec(DsTrainerOptions *options,
+                                     const DsExecOptions *exec_options);
+
+/**
+ * Sets the seed of the trainer's random generator.
+ *
+ * Thread safety: one thread at a time per options object.
+ *
+ * # Safety
+ * `options` a live handle.
+ */
+DS_MUST_USE DsStatus ds_trainer_options_set_seed(DsTrainerOptions *options, uint64_t seed);
+
+/**
+ * Creates a trainer for `graph` minimising its scalar output `loss_name` with `options`
+ * (NULL = defaults). The trainer copies what it needs: the graph and options may be freed
+ * right after. With a checkpoint directory holding checkpoints it resumes (see
+ * `ds_trainer_report`); a checkpoint of a different graph is an error listing the differences.
+ *
+ * Thread safety: any thread; the new trainer is then driven by one thread at a time.
+ *
+ * # Safety
+ * `graph` a live handle; `loss_name` NUL-terminated; `options` NULL or a live handle;
+ * `out_trainer` valid for a write.
+ */
+DS_MUST_USE
+DsStatus ds_trainer_new(const DsGraph *graph,
+                        const char *loss_name,
+                        const DsTrainerOptions *options,
+                        DsTrainer **out_trainer);
+
+/**
+ * Frees a trainer; NULL is a no-op. Graphs it exported and tensors it returned stay valid.
+ *
+ * Thread safety: no other thread may be using `trainer`.
+ *
+ * # Safety
+ * `trainer` must be NULL or a handle no other thread is using.
+ */
+DsStatus ds_trainer_free(DsTrainer *trainer);
+
+/**
+ * One training step on `n_feeds` named inputs; writes the loss to `out_loss`. A NaN or
+ * infinite loss or gradient is `DS_STATUS_NON_FINITE` and the step changes nothing. Every
+ * `every` steps (see `ds_trainer_options_set_checkpoints`) a checkpoint is written; a
+ * failed write is an error after the step was applied.
+ *
+ * Thread safety: one thread at a time per trainer (concurrent calls wait).
+ *
+ * # Safety
+ * `feed_names`, `feed_tensors` valid for `n_feeds` reads; `out_loss` valid for a write.
+ */
+DS_MUST_USE
+DsStatus ds_trainer_step(const DsTrainer *trainer,
+                         const char *const *feed_names,
+                         const DsTensor *const *feed_tensors,
+                         size_t n_feeds,
+                         double *out_loss);
+
+/**
+ * Runs the forward graph with the current parameters and writes new handles for the
+ * `n_fetches` outputs named in `fetch_names` to `out_tensors` (all NULL on failure).
+ *
+ * Thread safety: one thread at a time per trainer (concurrent calls wait).
+ *
+ * # Safety
+ * Arrays valid for their counts; names NUL-terminated; `out_tensors` valid for `n_fetches` writes.
+ */
+DS_MUST_USE
+DsStatus ds_trainer_evaluate(const DsTrainer *trainer,
+                             const char *const *feed_names,
+                             const DsTensor *const *feed_tensors,
+                             size_t n_feeds,
+                             const char *const *fetch_names,
+                             size_t n_fetches,
+                             DsTensor **out_tensors);
+
+/**
+ * Writes a checkpoint now (atomically; older ones beyond `keep` are removed). A trainer
+ * without a checkpoint directory, or a directory that cannot be written (read-only, full),
+ * is an error naming it, and the previous checkpoints stay intact.
+ *
+ * Thread safety: one thread at a time per trainer (concurrent calls wait).
+ *
+ * # Safety
+ * `trainer` a live handle.
+ */
+DS_MUST_USE DsStatus ds_trainer_save_checkpoint(const DsTrainer *trainer);
+
+/**
+ * Writes the number of optimizer steps taken (restored on resume) to `out_step`.
+ *
+ * Thread safety: one thread at a time per trainer (concurrent calls wait).
+ *
+ * # Safety
+ * `trainer` a live handle; `out_step` valid for a write.
+ */
+DS_MUST_USE DsStatus ds_trainer_step_count(const DsTrainer *trainer, uint64_t *out_step);
+
+/**
+ * Writes the data cursor (samples consumed: each step adds the first feed's leading
+ * dimension; saved in checkpoints) to `out_cursor`, so a resumed caller can position its
+ * data stream.
+ *
+ * Thread safety: one thread at a time per trainer (concurrent calls wait).
+ *
+ * # Safety
+ * `trainer` a live handle; `out_cursor` valid for a write.
+ */
+DS_MUST_USE DsStatus ds_trainer_data_cursor(const DsTrainer *trainer, uint64_t *out_cursor);
+
+/**
+ * Overrides the data cursor (for steps that do not consume the first feed's rows).
+ *
+ * Thread safety: one thread at a time per trainer (concurrent calls wait).
+ *
+ * # Safety
+ * `trainer` a live handle.
+ */
+DS_MUST_USE DsStatus ds_trainer_set_data_cursor(const DsTrainer *trainer, uint64_t cursor);
+
+/**
+ * What happened at creation, one line each: the checkpoint resumed from and any damaged
+ * newer checkpoints skipped (empty text when it started fresh). Two-call protocol: with
+ * `capacity` too small (or `buf` NULL and `capacity` 0) the status is
+ * `DS_STATUS_BUFFER_TOO_SMALL` and `*out_needed` holds the size including the NUL.
+ *
+ * Thread safety: one thread at a time per trainer (concurrent calls wait).
+ *
+ * # Safety
+ * `buf` valid for `capacity` writes; `out_needed` NULL or valid for a write.
+ */
+DS_MUST_USE
+DsStatus ds_trainer_report(const DsTrainer *trainer,
+                           char *buf,
+                           size_t capacity,
+                           size_t *out_needed);
+
+/**
+ * A new handle to the current value of trainable parameter `name` (a snapshot: later steps
+ * do not change it).
+ *
+ * Thread safety: one thread at a time per trainer (concurrent calls wait).
+ *
+ * # Safety
+ * `trainer` a live handle; `name` NUL-terminated; `out_tensor` valid for a write.
+ */
+DS_MUST_USE
+DsStatus ds_trainer_param(const DsTrainer *trainer,
+                          const char *name,
+                          DsTensor **out_tensor);
+
+/**
+ * Exports an inference-only graph for serving: the current weights frozen in, only what
+ * the `n_outputs` named outputs need, optimised. Run it with `ds_executor_*`, save it with
+ * `ds_graph_save`.
+ *
+ * Thread safety: one thread at a time per trainer (concurrent calls wait).
+ *
+ * # Safety
+ * `output_names` valid for `n_outputs` reads, each NUL-terminated; `out_graph` valid for a write.
+ */
+DS_MUST_USE
+DsStatus ds_trainer_export(const DsTrainer *trainer,
+                           const char *const *output_names,
+                           size_t n_outputs,
+                           DsGraph **out_graph);
 
 #ifdef __cplusplus
 }  // extern "C"

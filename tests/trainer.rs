@@ -325,3 +325,73 @@ fn exported_inference_graph_serves_without_labels() {
     assert_eq!(ex.run(&[("x", &x), ("ids", &ids)], &["prob"]).unwrap()[0].to_vec::<f32>().unwrap(), before);
     assert!(t.export_inference(&["nope"]).is_err() && t.export_inference(&[]).is_err());
 }
+
+const KILL_STEPS: u64 = 60;
+
+fn params_file_bytes(t: &Trainer) -> Vec<u8> {
+    param_bits(t).into_iter().flat_map(|(n, b)| n.into_bytes().into_iter().chain(b)).collect()
+}
+
+/// Runs in the child process only: trains to `KILL_STEPS` on the directory named by the
+/// environment (resuming from whatever is there), printing each finished step, then writes
+/// the final parameters beside the checkpoints.
+#[test]
+#[ignore = "run by a_training_process_killed_with_sigkill_resumes_bitwise in a child process"]
+fn child_trains_with_checkpoints() {
+    let dir = PathBuf::from(std::env::var("DS_TRAIN_DIR").expect("DS_TRAIN_DIR"));
+    let pause = std::env::var("DS_TRAIN_PAUSE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let mut t = Trainer::new(&model(9), "loss", ckpt_options(&dir, 5)).unwrap();
+    for k in t.step_count()..KILL_STEPS {
+        step(&mut t, k).unwrap();
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "step {}", k + 1).unwrap();
+        out.flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(pause));
+    }
+    std::fs::write(dir.join("final.bin"), params_file_bytes(&t)).unwrap();
+}
+
+#[test]
+fn a_training_process_killed_with_sigkill_resumes_bitwise() {
+    use std::io::BufRead;
+    let dir = scratch("sigkill");
+    let child = |pause: &str| {
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "child_trains_with_checkpoints", "--ignored", "--nocapture", "--test-threads", "1"])
+            .env("DS_TRAIN_DIR", &dir)
+            .env("DS_TRAIN_PAUSE_MS", pause)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // First run: killed part-way, between checkpoints (every 5 steps), at step 23.
+    let mut first = child("20");
+    let lines = std::io::BufReader::new(first.stdout.take().unwrap()).lines();
+    for line in lines {
+        if line.unwrap() == "step 23" {
+            break;
+        }
+    }
+    first.kill().unwrap(); // SIGKILL on Unix: no destructor, no flush, no goodbye.
+    first.wait().unwrap();
+    assert!(!dir.join("final.bin").exists(), "the first run must not have finished");
+    // Second run on the same directory: resumes from step 20 by itself and finishes.
+    let second = child("0").wait_with_output().unwrap();
+    assert!(second.status.success(), "the resumed child failed");
+    let text = String::from_utf8_lossy(&second.stdout);
+    // Step 20's checkpoint is the newest unless the machine was slow enough for the first
+    // run to reach step 25 before the kill landed.
+    let first_step = text.lines().find_map(|l| l.strip_prefix("step ")).unwrap_or_default();
+    assert!(first_step == "21" || first_step == "26", "resumed from a checkpoint, not from scratch: {text}");
+    let resumed = std::fs::read(dir.join("final.bin")).expect("the resumed child wrote no parameters");
+    // The same length of training without interruption.
+    let plain = scratch("sigkill-plain");
+    let mut t = Trainer::new(&model(9), "loss", ckpt_options(&plain, 5)).unwrap();
+    for k in 0..KILL_STEPS {
+        step(&mut t, k).unwrap();
+    }
+    assert_eq!(resumed, params_file_bytes(&t), "parameters after kill + resume differ from an uninterrupted run");
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&plain);
+}

@@ -46,7 +46,10 @@ pub fn clip_grad_norm(grads: &mut [Gradient], max_norm: f64) -> Result<f64> {
     }
     let norm = total.sqrt();
     if !norm.is_finite() {
-        return Err(Error::invalid("grads", format!("clip_grad_norm: the global norm overflows ({norm}); nothing clipped")));
+        return Err(Error::invalid(
+            "grads",
+            format!("clip_grad_norm: the global norm overflows ({norm}); nothing clipped"),
+        ));
     }
     for (g, merged) in grads.iter_mut().zip(coalesced) {
         if let Some((indices, rows)) = merged {

@@ -125,7 +125,9 @@ impl OptimizerConfig {
     /// first for a config not made by [`OptimizerConfig::from_name`]).
     pub fn build(&self) -> Box<dyn Optimizer> {
         match *self {
-            OptimizerConfig::Sgd { momentum, nesterov, weight_decay } => Box::new(Sgd::new(momentum, nesterov, weight_decay)),
+            OptimizerConfig::Sgd { momentum, nesterov, weight_decay } => {
+                Box::new(Sgd::new(momentum, nesterov, weight_decay))
+            }
             OptimizerConfig::Adam { beta1, beta2, eps, weight_decay } => {
                 Box::new(Adam::new(beta1, beta2, eps, weight_decay, false))
             }

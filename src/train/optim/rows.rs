@@ -26,11 +26,18 @@ pub fn coalesce_rows(indices: &Tensor, rows: &Tensor) -> Result<(Tensor, Tensor)
     match rows.dtype() {
         DType::F32 => coalesced_tensors::<f32>(&idx, rows, row_len, &mut shape),
         DType::F64 => coalesced_tensors::<f64>(&idx, rows, row_len, &mut shape),
-        other => Err(Error::InvalidDtype { arg: "rows", msg: format!("row gradients must be f32 or f64, given {other}") }),
+        other => {
+            Err(Error::InvalidDtype { arg: "rows", msg: format!("row gradients must be f32 or f64, given {other}") })
+        }
     }
 }
 
-fn coalesced_tensors<T: Real>(idx: &[i64], rows: &Tensor, row_len: usize, shape: &mut [usize]) -> Result<(Tensor, Tensor)> {
+fn coalesced_tensors<T: Real>(
+    idx: &[i64],
+    rows: &Tensor,
+    row_len: usize,
+    shape: &mut [usize],
+) -> Result<(Tensor, Tensor)> {
     let data = host_data::<T>(rows)?;
     let (ui, ur) = coalesce(idx, &data, row_len);
     shape[0] = ui.len();
@@ -123,9 +130,13 @@ pub(crate) fn row_grad<'a, T: Real>(
 ) -> Result<RowGrad<'a, T>> {
     let ctx = || format!("{optimizer} update of `{param_name}`");
     if param.ndim() == 0 {
-        return Err(Error::shape("grad", format!("{}: a row gradient needs a table, the parameter is a scalar", ctx())));
+        return Err(Error::shape(
+            "grad",
+            format!("{}: a row gradient needs a table, the parameter is a scalar", ctx()),
+        ));
     }
-    let idx = index_slice(indices, "grad.indices").map_err(|e| Error::invalid("grad.indices", format!("{}: {e}", ctx())))?;
+    let idx =
+        index_slice(indices, "grad.indices").map_err(|e| Error::invalid("grad.indices", format!("{}: {e}", ctx())))?;
     if rows.dtype() != param.dtype() {
         return Err(Error::InvalidDtype {
             arg: "grad.rows",

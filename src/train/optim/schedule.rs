@@ -95,7 +95,8 @@ impl LrSchedule {
         let a = Attrs::resolve(&format!("schedule `{name}`"), specs, attrs)?;
         let count = |arg: &'static str| -> Result<u64> {
             let v = a.int(arg);
-            u64::try_from(v).map_err(|_| Error::range(arg, format!("schedule `{name}`: `{arg}` must be >= 0, given {v}")))
+            u64::try_from(v)
+                .map_err(|_| Error::range(arg, format!("schedule `{name}`: `{arg}` must be >= 0, given {v}")))
         };
         let inner = match name {
             "constant" => LrSchedule::Constant,
@@ -117,7 +118,10 @@ impl LrSchedule {
                     return Err(Error::range("every", "step schedule: `every` must be > 0, given 0"));
                 }
                 if !(*gamma > 0.0 && *gamma <= 1.0) {
-                    return Err(Error::range("gamma", format!("step schedule: `gamma` must be in (0, 1], given {gamma}")));
+                    return Err(Error::range(
+                        "gamma",
+                        format!("step schedule: `gamma` must be in (0, 1], given {gamma}"),
+                    ));
                 }
                 Ok(())
             }

@@ -22,7 +22,8 @@ pub(crate) struct Sgd {
 impl Sgd {
     /// An SGD optimizer; the values were validated by the config.
     pub(crate) fn new(momentum: f64, nesterov: bool, weight_decay: f64) -> Sgd {
-        let specs = if momentum != 0.0 { vec![SlotSpec { name: "momentum", per_row: false, init: 0.0 }] } else { vec![] };
+        let specs =
+            if momentum != 0.0 { vec![SlotSpec { name: "momentum", per_row: false, init: 0.0 }] } else { vec![] };
         Sgd { momentum, nesterov, weight_decay, store: SlotStore::new(NAME, specs, false) }
     }
 
@@ -59,14 +60,16 @@ impl Sgd {
                     *w = *w - lr * (g + wd * *w);
                 }
             }),
-            Some(v) => for_each_piece(w.chunks_mut(c).zip(v.chunks_mut(c)).zip(g.chunks(c)).collect(), |((w, v), g)| {
-                for ((w, v), &g) in w.iter_mut().zip(v).zip(g) {
-                    let d = g + wd * *w;
-                    *v = mu * *v + d;
-                    let step = if nesterov { d + mu * *v } else { *v };
-                    *w = *w - lr * step;
-                }
-            }),
+            Some(v) => {
+                for_each_piece(w.chunks_mut(c).zip(v.chunks_mut(c)).zip(g.chunks(c)).collect(), |((w, v), g)| {
+                    for ((w, v), &g) in w.iter_mut().zip(v).zip(g) {
+                        let d = g + wd * *w;
+                        *v = mu * *v + d;
+                        let step = if nesterov { d + mu * *v } else { *v };
+                        *w = *w - lr * step;
+                    }
+                })
+            }
         }
         Ok(())
     }

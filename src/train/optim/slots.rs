@@ -131,7 +131,10 @@ impl SlotStore {
             }
         }
         if !problems.is_empty() {
-            return Err(Error::invalid("state", format!("{}: cannot load state: {}", self.optimizer, problems.join("; "))));
+            return Err(Error::invalid(
+                "state",
+                format!("{}: cannot load state: {}", self.optimizer, problems.join("; ")),
+            ));
         }
         self.params = params;
         Ok(())
@@ -164,7 +167,12 @@ impl SlotStore {
             if !matches!(t.dtype(), DType::F32 | DType::F64) {
                 problems.push(format!("`{param}/{}` is {}, expected f32 or f64", spec.name, t.dtype()));
             } else if dtype.is_some_and(|d| d != t.dtype()) {
-                problems.push(format!("`{param}/{}` is {} but another slot is {}", spec.name, t.dtype(), dtype.unwrap()));
+                problems.push(format!(
+                    "`{param}/{}` is {} but another slot is {}",
+                    spec.name,
+                    t.dtype(),
+                    dtype.unwrap()
+                ));
             }
             dtype.get_or_insert(t.dtype());
             if spec.per_row {
@@ -173,7 +181,11 @@ impl SlotStore {
                 }
             } else if let Some(s) = full_shape {
                 if s != t.shape() {
-                    problems.push(format!("`{param}/{}` has shape {:?} but another slot has {s:?}", spec.name, t.shape()));
+                    problems.push(format!(
+                        "`{param}/{}` has shape {:?} but another slot has {s:?}",
+                        spec.name,
+                        t.shape()
+                    ));
                 }
             } else {
                 full_shape = Some(t.shape());

@@ -1,7 +1,7 @@
 //! Lazy Adam for embedding tables (TF Addons `LazyAdam`, PyTorch `SparseAdam`): only touched rows
 //! and their moments change.
 
-use super::rows::{Piece, for_each_piece, plan_pieces, split_pieces};
+use super::rows::{for_each_piece, plan_pieces, split_pieces};
 use super::slots::{Real, SlotSpec, SlotStore};
 use super::{GradData, Optimizer, check_lr, grad_data, row_len, unsupported_dtype};
 use crate::dtype::DType;
@@ -56,14 +56,14 @@ impl LazyAdam {
         let v = slots.pop().expect("exp_avg_sq");
         let m = slots.pop().expect("exp_avg");
         let pieces = plan_pieces(indices, table_rows, len);
-        let work: Vec<(&Piece, &mut [T], &mut [T], &mut [T])> = pieces
+        let work: Vec<_> = pieces
             .iter()
             .zip(split_pieces(w, len, &pieces))
             .zip(split_pieces(m, len, &pieces))
             .zip(split_pieces(v, len, &pieces))
             .map(|(((p, w), m), v)| (p, w, m, v))
             .collect();
-        for_each_piece(work, |(p, w, m, v)| {
+        for_each_piece(work, |(p, w, m, v): (&super::rows::Piece, &mut [T], &mut [T], &mut [T])| {
             for k in p.pos.clone() {
                 let at = (indices[k] as usize - p.first) * len;
                 let g = &rows[k * len..(k + 1) * len];

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 /// coalesced first (and stay coalesced in `grads`). As in PyTorch the factor is
 /// `max_norm / (norm + 1e-6)`, applied only when below 1. Sums of squares are in f64 and in a
 /// fixed order, so the result is reproducible. Errors, leaving `grads` untouched: `max_norm`
-/// not finite and > 0, a gradient that is not f32/f64, a non-finite norm (naming the first
+/// not finite and > 0, a gradient that is not f32/f64, a non-finite norm (`Error::NonFinite`, naming the first
 /// gradient that is not finite).
 pub fn clip_grad_norm(grads: &mut [Gradient], max_norm: f64) -> Result<f64> {
     if !(max_norm.is_finite() && max_norm > 0.0) {
@@ -36,20 +36,17 @@ pub fn clip_grad_norm(grads: &mut [Gradient], max_norm: f64) -> Result<f64> {
         };
         let sq = sum_squares(values, k)?;
         if !sq.is_finite() {
-            return Err(Error::invalid(
-                "grads",
-                format!("clip_grad_norm: gradient {k} has a non-finite norm ({}); nothing clipped", sq.sqrt()),
-            ));
+            return Err(Error::NonFinite(format!(
+                "clip_grad_norm: gradient {k} has a non-finite norm ({}); nothing clipped",
+                sq.sqrt()
+            )));
         }
         total += sq;
         coalesced.push(merged);
     }
     let norm = total.sqrt();
     if !norm.is_finite() {
-        return Err(Error::invalid(
-            "grads",
-            format!("clip_grad_norm: the global norm overflows ({norm}); nothing clipped"),
-        ));
+        return Err(Error::NonFinite(format!("clip_grad_norm: the global norm overflows ({norm}); nothing clipped")));
     }
     for (g, merged) in grads.iter_mut().zip(coalesced) {
         if let Some((indices, rows)) = merged {

@@ -7,6 +7,7 @@
 
 pub mod autograd;
 pub mod backend;
+pub mod data;
 pub mod device;
 pub mod dtype;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod ops;
 pub mod rng;
 pub mod runtime;
 pub mod tensor;
+pub mod train;
 
 pub use device::Device;
 pub use dtype::{DType, Element};

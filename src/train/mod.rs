@@ -1,0 +1,3 @@
+//! Training: the metrics models are judged by (optimizers and the trainer join here).
+
+pub mod metrics;

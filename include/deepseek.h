@@ -22,6 +22,16 @@
 #endif
 
 /**
+ * Dense features per CTR sample (the columns of the dense tensor).
+ */
+#define DS_CTR_NUM_DENSE 13
+
+/**
+ * Categorical fields per CTR sample (the columns of the ids tensor).
+ */
+#define DS_CTR_NUM_FIELDS 26
+
+/**
  * The ABI version of this header. A binding compares it with `ds_abi_version()` at load
  * time and refuses a library built for another version.
  */
@@ -47,6 +57,11 @@ typedef struct DsAttrs DsAttrs;
  * A cancellation flag shared by the runs given it. Free with `ds_cancel_token_free`.
  */
 typedef struct DsCancelToken DsCancelToken;
+
+/**
+ * A streaming CTR generator (seed + cursor). Free with `ds_ctr_generator_free`.
+ */
+typedef struct DsCtrGenerator DsCtrGenerator;
 
 /**
  * Options for compiling a graph (an opaque builder, so that options can be added without
@@ -94,6 +109,27 @@ typedef struct DsTrainerOptions DsTrainerOptions;
  * Status returned by every fallible C function; 0 is success. Codes are fixed forever.
  */
 typedef int32_t DsStatus;
+
+/**
+ * Settings of a CTR generator. Versioned: the caller sets `struct_size` to
+ * `sizeof(DsCtrConfig)`, then calls `ds_ctr_config_init` for the defaults and changes what
+ * it needs; the library reads only the fields that `struct_size` covers, so fields can be
+ * added at the end without breaking programs built against an older header.
+ */
+typedef struct {
+  /**
+   * Set by the caller: `sizeof(DsCtrConfig)`.
+   */
+  uint32_t struct_size;
+  /**
+   * Ids per field, each at least 1 (default 100,000): field f's ids are in `[0, vocab_sizes[f])`.
+   */
+  int64_t vocab_sizes[DS_CTR_NUM_FIELDS];
+  /**
+   * Exponent of the ids' power-law popularity, finite and > 0 (default 1.1).
+   */
+  double zipf_exponent;
+} DsCtrConfig;
 
 /**
  * A device kind code (`DS_DEVICE_*`), validated on entry.
@@ -286,6 +322,151 @@ typedef void (*DsDeleter)(void *data, void *ctx);
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Fills `config` with the defaults (26 fields × 100,000 ids, Zipf exponent 1.1). The caller
+ * must have set `config->struct_size` to `sizeof(DsCtrConfig)`; it is left as is.
+ *
+ * Thread safety: any thread; `config` is the caller's memory.
+ *
+ * # Safety
+ * `config` NULL or valid for reads and writes of `struct_size` bytes.
+ */
+DS_MUST_USE DsStatus ds_ctr_config_init(DsCtrConfig *config);
+
+/**
+ * Creates a CTR generator at cursor 0 from `config` (NULL = the defaults of
+ * `ds_ctr_config_init`) and `seed`. A zero or negative vocabulary, a bad exponent or a
+ * `struct_size` below `sizeof(DsCtrConfig)` is an error naming it.
+ *
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `config` NULL or valid for reads of `struct_size` bytes; `out_generator` valid for a write.
+ */
+DS_MUST_USE
+DsStatus ds_ctr_generator_new(const DsCtrConfig *config,
+                              uint64_t seed,
+                              DsCtrGenerator **out_generator);
+
+/**
+ * Draws the next `n` samples (`1 <= n <= 4194304`) and advances the cursor by `n`: new
+ * handles with dense features f32 `[n, DS_CTR_NUM_DENSE]`, ids i64 `[n, DS_CTR_NUM_FIELDS]`
+ * (column f in `[0, vocab_sizes[f])`), labels f32 `[n]` of 0 and 1, and, when `out_probs` is
+ * not NULL, the true click probabilities f32 `[n]` (the oracle's scores). The samples depend
+ * only on the seed and their index, not on how the stream is cut into batches. On failure
+ * every out-pointer is set to NULL and the cursor is unchanged.
+ *
+ * Thread safety: any thread; concurrent calls on one generator take turns.
+ *
+ * # Safety
+ * `generator` a live handle; the out-pointers valid for a write (`out_probs` may be NULL).
+ */
+DS_MUST_USE
+DsStatus ds_ctr_generator_next(const DsCtrGenerator *generator,
+                               int64_t n,
+                               DsTensor **out_dense,
+                               DsTensor **out_ids,
+                               DsTensor **out_labels,
+                               DsTensor **out_probs);
+
+/**
+ * Writes the generator's cursor (samples drawn so far: the index of the next sample).
+ * Store it with the seed in a checkpoint and restore it with `ds_ctr_generator_seek`.
+ *
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `generator` a live handle; `out_cursor` valid for a write.
+ */
+DS_MUST_USE DsStatus ds_ctr_generator_cursor(const DsCtrGenerator *generator, uint64_t *out_cursor);
+
+/**
+ * Positions the stream so that the next sample drawn is sample `cursor` (constant time):
+ * the samples that follow are bitwise those an uninterrupted generator would draw there.
+ *
+ * Thread safety: any thread; it takes its turn with concurrent draws.
+ *
+ * # Safety
+ * `generator` a live handle.
+ */
+DS_MUST_USE DsStatus ds_ctr_generator_seek(const DsCtrGenerator *generator, uint64_t cursor);
+
+/**
+ * Frees a CTR generator; NULL is a no-op. Tensors it produced are unaffected.
+ *
+ * Thread safety: no other thread may be using `generator`.
+ *
+ * # Safety
+ * `generator` NULL or a handle no other thread is using.
+ */
+DsStatus ds_ctr_generator_free(DsCtrGenerator *generator);
+
+/**
+ * Generates the gmix set of ALGORITHMS.md §1.4 for `seed` (42, 43 and 44 are the 3-seed
+ * runs): new handles with training features f32 `[8000, 32]`, training labels i64 `[8000]`
+ * in [0, 8), test features f32 `[4000, 32]` and test labels i64 `[4000]`. On failure every
+ * out-pointer is set to NULL.
+ *
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * The four out-pointers valid for a write.
+ */
+DS_MUST_USE
+DsStatus ds_gmix_generate(uint64_t seed,
+                          DsTensor **out_x_train,
+                          DsTensor **out_y_train,
+                          DsTensor **out_x_test,
+                          DsTensor **out_y_test);
+
+/**
+ * The exact ROC AUC of `scores` (probabilities or logits, any dtype) against 0/1 `labels`
+ * (any dtype), both read as flat row-major vectors of equal length; tied scores get their
+ * average rank. Errors: lengths differ, empty, a non-finite score, a label not 0 or 1, only
+ * one class present.
+ *
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `scores` and `labels` live handles; `out_value` valid for a write.
+ */
+DS_MUST_USE
+DsStatus ds_metric_auc(const DsTensor *scores,
+                       const DsTensor *labels,
+                       double *out_value);
+
+/**
+ * The mean binary cross-entropy of probabilities `probs` in [0, 1] against 0/1 `labels`
+ * (flat vectors of equal length, any dtype), probabilities clamped to [1e-7, 1 − 1e-7].
+ * Errors: as `ds_metric_auc`, and a probability outside [0, 1] (logits passed by mistake).
+ *
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `probs` and `labels` live handles; `out_value` valid for a write.
+ */
+DS_MUST_USE
+DsStatus ds_metric_log_loss(const DsTensor *probs,
+                            const DsTensor *labels,
+                            double *out_value);
+
+/**
+ * Accuracy. Multiclass when `scores` is 2-D `[n, C]` with C ≥ 2: logits (or
+ * probabilities) against i64 class `labels` `[n]` in [0, C), the first largest entry of a row
+ * being the prediction. Otherwise binary: probabilities (flat, any dtype) against 0/1
+ * `labels`, predicting 1 above 0.5. Errors: shapes that do not match, non-finite scores,
+ * labels out of range, empty input.
+ *
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `scores` and `labels` live handles; `out_value` valid for a write.
+ */
+DS_MUST_USE
+DsStatus ds_metric_accuracy(const DsTensor *scores,
+                            const DsTensor *labels,
+                            double *out_value);
 
 /**
  * Creates compile options with the defaults: opt level 2, the CPU, inter-op threads 0.

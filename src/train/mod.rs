@@ -1,5 +1,6 @@
 //! Training: the trainer, optimizers and schedules, checkpoints and metrics.
 
 pub mod checkpoint;
+pub mod metrics;
 pub mod optim;
 pub mod trainer;

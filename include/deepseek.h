@@ -1762,6 +1762,17 @@ DsStatus ds_trainer_options_set_sparse_optimizer(DsTrainerOptions *options,
 DS_MUST_USE DsStatus ds_trainer_options_set_lr(DsTrainerOptions *options, double lr);
 
 /**
+ * Sets the base learning rate of the sparse optimizer (finite, >= 0); a negative value goes
+ * back to using the dense rate. The schedule shapes both.
+ *
+ * Thread safety: one thread at a time per options object.
+ *
+ * # Safety
+ * `options` a live handle.
+ */
+DS_MUST_USE DsStatus ds_trainer_options_set_sparse_lr(DsTrainerOptions *options, double lr);
+
+/**
  * Sets the learning-rate schedule by name (`constant`, `step`, `cosine`, `warmup_cosine`,
  * ...) with typed attributes (e.g. `every`, `gamma`, `total_steps`, `warmup_steps`).
  *

@@ -184,6 +184,28 @@ pub unsafe extern "C" fn ds_trainer_options_set_lr(options: *mut DsTrainerOption
     }
 }
 
+/// Sets the base learning rate of the sparse optimizer (finite, >= 0); a negative value goes
+/// back to using the dense rate. The schedule shapes both.
+///
+/// Thread safety: one thread at a time per options object.
+///
+/// # Safety
+/// `options` a live handle.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn ds_trainer_options_set_sparse_lr(options: *mut DsTrainerOptions, lr: f64) -> DsStatus {
+    unsafe {
+        with_options(options, |o| {
+            o.sparse_lr = match lr {
+                l if l.is_finite() && l >= 0.0 => Some(l),
+                l if l < 0.0 => None,
+                l => return Err(Error::invalid("lr", format!("the learning rate must be finite, given {l}"))),
+            };
+            Ok(())
+        })
+    }
+}
+
 /// Sets the learning-rate schedule by name (`constant`, `step`, `cosine`, `warmup_cosine`,
 /// ...) with typed attributes (e.g. `every`, `gamma`, `total_steps`, `warmup_steps`).
 ///

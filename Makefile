@@ -17,7 +17,7 @@ VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-
 
 C_TESTS := $(patsubst tests/c/%.c,build/c/%,$(wildcard tests/c/*.c))
 
-.PHONY: setup lib demo test lint rust-tests c-tests exports mlp-check
+.PHONY: setup lib demo tour test lint rust-tests c-tests exports mlp-check
 
 setup:
 	@scripts/setup.sh
@@ -34,8 +34,12 @@ build/examples/%: examples/c/%.c include/deepseek.h lib
 	@mkdir -p build/examples
 	$(CC) $(CFLAGS) $< -o $@ $(LINK_SO)
 
-demo: build/examples/tensor_tour
-	build/examples/tensor_tour
+demo: build/examples/ctr_demo
+	build/examples/ctr_demo build/ctr-demo
+
+# The README's tensor tour still compiles and runs.
+tour: build/examples/tensor_tour
+	build/examples/tensor_tour > /dev/null
 
 lint: setup
 	cargo fmt --all -- --check
@@ -63,5 +67,5 @@ mlp-check: build/examples/mlp_train
 exports: lib
 	scripts/check_exports.sh $(RELEASE)/libdeepseek.so
 
-test: lint rust-tests c-tests mlp-check exports demo
+test: lint rust-tests c-tests mlp-check exports tour demo
 	@echo "make test: all suites passed"

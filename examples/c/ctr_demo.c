@@ -35,6 +35,8 @@
 #define SERVE_THREADS 4
 #define REQUESTS_PER_THREAD 500
 #define THROUGHPUT_BATCHES 40
+#define STREAM_SEED 2026              /* the synthetic world: its seed fixes the true model */
+#define HELD_OUT_AT (1ull << 40)      /* held-out samples start here in the stream */
 
 /* Stops with the engine's message when a call fails. */
 #define TRY(call)                                                                              \
@@ -141,7 +143,7 @@ static DsTrainer *train(const char *name, const char *model, int steps, const ch
     cfg.struct_size = sizeof cfg;
     TRY(ds_ctr_config_init(&cfg));
     for (int f = 0; f < DS_CTR_NUM_FIELDS; f++) cfg.vocab_sizes[f] = VOCAB;
-    TRY(ds_ctr_generator_new(&cfg, 2026, &gen));
+    TRY(ds_ctr_generator_new(&cfg, STREAM_SEED, &gen));
     uint64_t cursor = 0;
     TRY(ds_trainer_data_cursor(tr, &cursor));
     TRY(ds_ctr_generator_seek(gen, cursor));
@@ -221,13 +223,15 @@ int main(int argc, char **argv) {
     printf("libdeepseek %s — CTR demo: DCN-v2 on a synthetic Criteo-shaped stream (26 fields x %d ids)\n",
            ds_version_string(), VOCAB);
 
-    /* Held-out data: a different seed from the training stream, with the true probabilities. */
+    /* Held-out data: the same world (seed) as the training stream, far past anything trained
+       on (the stream is counter-based, so seeking is free), with the true probabilities. */
     DsCtrGenerator *eval_gen = NULL;
     DsCtrConfig cfg;
     cfg.struct_size = sizeof cfg;
     TRY(ds_ctr_config_init(&cfg));
     for (int f = 0; f < DS_CTR_NUM_FIELDS; f++) cfg.vocab_sizes[f] = VOCAB;
-    TRY(ds_ctr_generator_new(&cfg, 99, &eval_gen));
+    TRY(ds_ctr_generator_new(&cfg, STREAM_SEED, &eval_gen));
+    TRY(ds_ctr_generator_seek(eval_gen, HELD_OUT_AT));
     Batch eval = next_batch(eval_gen, EVAL_N);
     ds_ctr_generator_free(eval_gen);
     double oracle = 0;

@@ -261,14 +261,14 @@ static void test_bad_options_and_handles(void) {
     CHECK_ERR(ds_trainer_options_set_checkpoints(o, "/tmp/x", -5, 1), DS_STATUS_INVALID_ARGUMENT, "every");
     CHECK_ERR(ds_trainer_options_set_schedule(o, "sawtooth", NULL), DS_STATUS_NOT_FOUND, "sawtooth");
     CHECK_ERR(ds_trainer_options_set_optimizer(o, NULL, NULL), DS_STATUS_NULL_POINTER, "name");
-    CHECK_ERR(ds_trainer_options_set_lr(NULL, 0.1), DS_STATUS_NULL_POINTER, "options");
+    CHECK_ERR(ds_trainer_options_set_lr(NULL, 0.1), DS_STATUS_INVALID_HANDLE, "options");
 
     DsGraph *g = build_model();
     DsTrainer *tr = NULL;
     CHECK_ERR(ds_trainer_new(g, "prob", o, &tr), DS_STATUS_INVALID_ARGUMENT, "prob");
     CHECK(tr == NULL);
     CHECK_ERR(ds_trainer_new(g, "nope", o, &tr), DS_STATUS_NOT_FOUND, "nope");
-    CHECK_ERR(ds_trainer_new(NULL, "loss", o, &tr), DS_STATUS_NULL_POINTER, "graph");
+    CHECK_ERR(ds_trainer_new(NULL, "loss", o, &tr), DS_STATUS_INVALID_HANDLE, "graph");
     CHECK_ERR(ds_trainer_new(g, "loss", o, NULL), DS_STATUS_NULL_POINTER, "out_trainer");
     CHECK_ERR(ds_trainer_new((const DsGraph *)o, "loss", o, &tr), DS_STATUS_INVALID_HANDLE, "graph");
     CHECK_OK(ds_trainer_new(g, "loss", NULL, &tr)); /* defaults: Adam, no checkpoints */
@@ -277,7 +277,7 @@ static void test_bad_options_and_handles(void) {
     CHECK_ERR(ds_trainer_param(tr, "nope", &p), DS_STATUS_NOT_FOUND, "nope");
     CHECK_ERR(ds_trainer_step(tr, FEEDS, NULL, 3, NULL), DS_STATUS_NULL_POINTER, "out_loss");
     double loss = 0;
-    CHECK_ERR(ds_trainer_step(NULL, FEEDS, NULL, 0, &loss), DS_STATUS_NULL_POINTER, "trainer");
+    CHECK_ERR(ds_trainer_step(NULL, FEEDS, NULL, 0, &loss), DS_STATUS_INVALID_HANDLE, "trainer");
     ds_trainer_free(tr);
     CHECK(ds_trainer_free(NULL) == DS_STATUS_OK);
     ds_trainer_options_free(o);

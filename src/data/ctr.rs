@@ -29,8 +29,22 @@
 //! without feature interactions (logistic regression) cannot learn them, while a model with
 //! crossed embeddings (DCN-v2, DeepFM) can.
 //!
-//! **Calibration** (done once, constants then frozen; measured with PyTorch 2 on CPU):
-//! CALIBRATION_PLACEHOLDER
+//! **Calibration** (done once, constants then frozen). [`CtrConfig::demo`] (26 × 10,000 ids),
+//! seed 42, samples 0..300,000 for training and 300,000..350,000 for testing, dumped from this
+//! generator and trained with PyTorch 2.x on 2 CPU threads: embeddings 16-d (sparse, SparseAdam),
+//! the rest Adam, batch 1024, lr 2e-3 (LR 1e-2), one epoch.
+//!
+//! | model | test AUC | test log-loss |
+//! |---|---|---|
+//! | oracle (true probabilities) | 0.8290 | 0.4445 |
+//! | logistic regression (dense + one scalar per id) | 0.7576 | 0.5099 |
+//! | DCN-v2 (3 full-rank cross layers ∥ MLP 256-128) | 0.7976 | 0.4761 |
+//!
+//! Click rate 0.285. DCN-v2 − LR = +0.040 (target ≥ 0.03, met); oracle − DCN-v2 = 0.031 (target
+//! ≤ 0.02, not met: a second epoch overfits the id embeddings, and rare ids' parameters stay
+//! unlearnt at 300k samples); the oracle is slightly above the 0.78–0.82 aimed at. Without the
+//! rank shrinkage (all ids equally informative) the oracle − DCN-v2 gap was 0.05 and DCN-v2
+//! beat LR by only 0.016.
 
 use crate::error::{Error, Result};
 use crate::rng::Generator;
@@ -47,19 +61,19 @@ pub const LATENT_DIM: usize = 4;
 /// The logit's constant: about a quarter of the samples are clicks, as in Criteo.
 pub const BIAS: f64 = -1.5;
 /// Scale of each dense feature's weight.
-pub const DENSE_WEIGHT: f64 = 0.17;
+pub const DENSE_WEIGHT: f64 = 0.2;
 /// Scale of each id's first-order effect.
-pub const ID_WEIGHT: f64 = 0.3;
+pub const ID_WEIGHT: f64 = 0.35;
 /// Scale of each planted field × field cross.
-pub const CROSS_WEIGHT: f64 = 0.45;
+pub const CROSS_WEIGHT: f64 = 0.6;
 /// Scale of each planted dense × field cross.
-pub const DENSE_CROSS_WEIGHT: f64 = 0.25;
+pub const DENSE_CROSS_WEIGHT: f64 = 0.3;
 /// Scale of each planted dense × dense cross.
-pub const DENSE_PAIR_WEIGHT: f64 = 0.17;
+pub const DENSE_PAIR_WEIGHT: f64 = 0.3;
 /// Popularity rank at which an id's parameters have shrunk by √2: every per-id parameter is
 /// multiplied by `1/√(1 + rank/RANK_SCALE)`, so rare ids carry weak signal (as rare, hashed or
 /// thresholded ids do in real logs) and the oracle's edge is not knowledge no model can learn.
-pub const RANK_SCALE: f64 = 20.0;
+pub const RANK_SCALE: f64 = 3.0;
 /// The field pairs whose latent vectors interact.
 pub const CROSS_PAIRS: [(usize, usize); 10] =
     [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (0, 10), (2, 11), (12, 13), (14, 15), (1, 16)];

@@ -207,7 +207,7 @@ impl CheckpointDir {
             .filter_map(|e| e.ok())
             .filter_map(|e| Some((Checkpoint::step_of(e.file_name().to_str()?)?, e.path())))
             .collect();
-        found.sort_by(|a, b| b.0.cmp(&a.0));
+        found.sort_by_key(|f| std::cmp::Reverse(f.0));
         Ok(found)
     }
 

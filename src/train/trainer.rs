@@ -212,7 +212,7 @@ impl Trainer {
         // Advanced once per step so that anything drawing from it (shuffling, dropout seeds)
         // resumes from a checkpoint exactly where an uninterrupted run would be.
         self.rng.next_u64();
-        if self.options.checkpoint_every > 0 && self.step % self.options.checkpoint_every == 0 {
+        if self.options.checkpoint_every > 0 && self.step.is_multiple_of(self.options.checkpoint_every) {
             self.save_checkpoint()?;
         }
         Ok(loss)

@@ -9,7 +9,7 @@
 
 use deepseek::data::ctr::{CtrConfig, CtrGenerator};
 use deepseek::data::gmix::{GMIX_SEEDS, Gmix};
-use deepseek::nn::models::{CtrModelConfig, MlpClassifierConfig, dcn_v2, logistic_regression, mlp_classifier};
+use deepseek::nn::models::{CtrModelConfig, MlpClassifierConfig, ctr_mlp, dcn_v2, logistic_regression, mlp_classifier};
 use deepseek::ops::Attr;
 use deepseek::ops::dispatch::call_named;
 use deepseek::train::metrics::{accuracy_multiclass, auc};
@@ -120,7 +120,7 @@ fn main() -> Result<()> {
         let config =
             CtrModelConfig { vocab_sizes: vec![10_000; 26], mlp: vec![256, 128], seed: 7, ..Default::default() };
         let lr = ctr("logistic regression", &logistic_regression(&config)?, &held_out)?;
-        let mlp = ctr("MLP (no crosses)", &dcn_v2(&CtrModelConfig { cross_layers: 0, ..config.clone() })?, &held_out)?;
+        let mlp = ctr("MLP (no crosses)", &ctr_mlp(&config)?, &held_out)?;
         let dcn = ctr("DCN-v2", &dcn_v2(&config)?, &held_out)?;
         println!("ctr   oracle               AUC {oracle:.4}");
         println!(

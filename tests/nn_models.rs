@@ -166,6 +166,13 @@ fn model_by_name_matches_the_config_builders_and_rejects_bad_input() {
         g.params().iter().map(|p| (p.0.to_string(), p.2.contiguous().unwrap().to_vec::<f32>().unwrap())).collect()
     };
     assert_eq!(pv(&by_name), pv(&direct), "same names, same seeded values");
+    let mlp = model_by_name("ctr_mlp", &attrs).unwrap();
+    let names: Vec<String> = mlp.params().iter().map(|p| p.0.to_string()).collect();
+    assert!(
+        names.iter().all(|n| n.starts_with("emb/") || n.starts_with("deep/") || n.starts_with("head/")),
+        "{names:?}"
+    );
+    assert!(names.iter().any(|n| n.starts_with("deep/")) && !names.iter().any(|n| n.starts_with("cross/")));
     let m = model_by_name(
         "mlp_classifier",
         &[("inputs", Attr::Int(4)), ("hidden", Attr::Ints(vec![3])), ("classes", Attr::Int(2))],

@@ -207,6 +207,9 @@ fn bad_feeds_and_options_are_named() {
     assert!(msg.contains("label"), "a missing label is named: {msg}");
     let msg = t.step(&[("x", &x), ("ids", &ids), ("label", &y), ("head/bias", &y)]).unwrap_err().to_string();
     assert!(msg.contains("head/bias") && msg.contains("trainer owns"), "{msg}");
+    let two = Tensor::from_slice(&[0.0f32, 1.0, 2.0, 1.0], &[4, 1]).unwrap();
+    let msg = t.step(&[("x", &x), ("ids", &ids), ("label", &two)]).unwrap_err().to_string();
+    assert!(msg.contains("targets must lie in [0, 1]") && msg.contains("element 2 is 2"), "{msg}");
     let bad_ids = Tensor::from_slice(&[0i64, 1, 99, 2], &[4]).unwrap();
     let msg = t.step(&[("x", &x), ("ids", &bad_ids), ("label", &y)]).unwrap_err().to_string();
     assert!(msg.contains("99"), "an id outside the table is an error naming it: {msg}");

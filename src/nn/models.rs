@@ -234,6 +234,19 @@ pub fn dcn_v2(cfg: &CtrModelConfig) -> Result<Graph> {
     m.finish(logit)
 }
 
+/// The deep tower alone on the same inputs (embeddings and dense features, concatenated, then
+/// the MLP and a head): the "MLP without explicit crosses" baseline between logistic
+/// regression and DCN-v2. Parameters `emb/<f>/weight`, `deep/<i>/...`, `head/...`.
+pub fn ctr_mlp(cfg: &CtrModelConfig) -> Result<Graph> {
+    let mut m = Ctr::new(cfg, true)?;
+    let f = cfg.vocab_sizes.len();
+    let emb = m.fields("emb", &cfg.vocab_sizes, cfg.embed_dim)?;
+    let x0 = m.x0(emb, f, cfg.embed_dim)?;
+    let deep = m.deep(x0, &cfg.mlp)?;
+    let logit = m.head(deep)?;
+    m.finish(logit)
+}
+
 /// DeepFM (see the module doc).
 pub fn deepfm(cfg: &CtrModelConfig) -> Result<Graph> {
     let mut m = Ctr::new(cfg, true)?;
@@ -288,14 +301,14 @@ const CTR_SPECS: &[AttrSpec] = &[
 
 /// The models [`model_by_name`] builds.
 pub fn model_names() -> &'static [&'static str] {
-    &["dcn_v2", "deepfm", "logistic_regression", "mlp_classifier"]
+    &["ctr_mlp", "dcn_v2", "deepfm", "logistic_regression", "mlp_classifier"]
 }
 
 /// The attribute specs of model `name` (for introspection).
 pub fn model_attrs(name: &str) -> Result<&'static [AttrSpec]> {
     match name {
         "mlp_classifier" => Ok(MLP_SPECS),
-        "dcn_v2" | "deepfm" | "logistic_regression" => Ok(CTR_SPECS),
+        "ctr_mlp" | "dcn_v2" | "deepfm" | "logistic_regression" => Ok(CTR_SPECS),
         other => Err(Error::NotFound(format!("no model named `{other}` (models: {:?})", model_names()))),
     }
 }
@@ -356,6 +369,7 @@ pub fn model_by_name(name: &str, attrs: &[(&str, Attr)]) -> Result<Graph> {
     match name {
         "dcn_v2" => dcn_v2(&cfg),
         "deepfm" => deepfm(&cfg),
+        "ctr_mlp" => ctr_mlp(&cfg),
         _ => logistic_regression(&cfg),
     }
     .map_err(tag)

@@ -577,6 +577,18 @@ fn bce_loss<F: Real>(x: &Tensor, y: &Tensor, p: Option<&Tensor>, r: Reduction) -
     let pp = expanded_pos_weight::<F>(p, x.shape())?;
     let (xs, ys) = (elems::<F>(&xp)?, elems::<F>(&yp)?);
     let ps = pp.as_ref().map(elems::<F>).transpose()?;
+    // Targets are probabilities (0/1 labels or soft ones); a 2 or a -1 is a data bug that
+    // would otherwise train silently towards nonsense. NaN passes, to surface as a NaN loss.
+    if let Some(k) = ys.iter().position(|&y| y < F::ZERO || y > F::ONE) {
+        return Err(Error::range(
+            "target",
+            format!(
+                "binary_cross_entropy_with_logits: targets must lie in [0, 1] (labels 0/1 or probabilities), \
+                 element {k} is {}",
+                ys[k].to_f64()
+            ),
+        ));
+    }
     let mut losses = vec![F::ZERO; xs.len()];
     fill_indexed(&mut losses, |i| {
         let (xv, yv) = (xs[i], ys[i]);

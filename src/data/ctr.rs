@@ -298,10 +298,7 @@ impl CtrGenerator {
             ((ranks[f] as u128 * PERM_PRIME + self.perm_offsets[f] as u128) % v) as u64
         });
         let params: Vec<IdParams> = (0..NUM_FIELDS).map(|f| self.id_params(f, ids[f], ranks[f])).collect();
-        let mut logit = BIAS;
-        for j in 0..NUM_DENSE {
-            logit += DENSE_WEIGHT * self.dense_weights[j] * dense64[j];
-        }
+        let mut logit = self.dense_weights.iter().zip(&dense64).fold(BIAS, |acc, (w, x)| acc + DENSE_WEIGHT * w * x);
         for p in &params {
             logit += ID_WEIGHT * p.effect;
         }

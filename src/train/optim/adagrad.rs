@@ -2,8 +2,7 @@
 
 use super::rows::{for_each_piece, plan_pieces, split_pieces};
 use super::slots::{Real, SlotSpec, SlotStore};
-use super::{GradData, Optimizer, check_lr, chunk_len, densify, grad_data, row_len, unsupported_dtype};
-use crate::dtype::DType;
+use super::{GradData, chunk_len, densify, grad_data, row_len};
 use crate::error::Result;
 use crate::tensor::Tensor;
 use crate::tensor::grad::Gradient;
@@ -72,25 +71,4 @@ impl Adagrad {
     }
 }
 
-impl Optimizer for Adagrad {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn update(&mut self, param_name: &str, param: &mut Tensor, grad: &Gradient, lr: f64) -> Result<()> {
-        check_lr(NAME, param_name, lr)?;
-        match param.dtype() {
-            DType::F32 => self.update_t::<f32>(param_name, param, grad, lr),
-            DType::F64 => self.update_t::<f64>(param_name, param, grad, lr),
-            _ => Err(unsupported_dtype(NAME, param_name, param)),
-        }
-    }
-
-    fn state(&self) -> Vec<(String, Tensor)> {
-        self.store.state()
-    }
-
-    fn load_state(&mut self, state: &[(String, Tensor)]) -> Result<()> {
-        self.store.load(state)
-    }
-}
+super::impl_optimizer!(Adagrad, |_s| NAME);

@@ -1,8 +1,7 @@
 //! Adam (L2 weight decay added to the gradient) and AdamW (decoupled decay), as PyTorch computes them.
 
 use super::slots::{Real, SlotSpec, SlotStore};
-use super::{Optimizer, check_lr, chunk_len, densify, grad_data, unsupported_dtype};
-use crate::dtype::DType;
+use super::{chunk_len, densify, grad_data};
 use crate::error::Result;
 use crate::tensor::Tensor;
 use crate::tensor::grad::Gradient;
@@ -66,25 +65,4 @@ impl Adam {
     }
 }
 
-impl Optimizer for Adam {
-    fn name(&self) -> &'static str {
-        self.name
-    }
-
-    fn update(&mut self, param_name: &str, param: &mut Tensor, grad: &Gradient, lr: f64) -> Result<()> {
-        check_lr(self.name, param_name, lr)?;
-        match param.dtype() {
-            DType::F32 => self.update_t::<f32>(param_name, param, grad, lr),
-            DType::F64 => self.update_t::<f64>(param_name, param, grad, lr),
-            _ => Err(unsupported_dtype(self.name, param_name, param)),
-        }
-    }
-
-    fn state(&self) -> Vec<(String, Tensor)> {
-        self.store.state()
-    }
-
-    fn load_state(&mut self, state: &[(String, Tensor)]) -> Result<()> {
-        self.store.load(state)
-    }
-}
+super::impl_optimizer!(Adam, |s| s.name);

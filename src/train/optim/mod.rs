@@ -56,6 +56,45 @@ pub trait Optimizer: Send {
     fn load_state(&mut self, state: &[(String, Tensor)]) -> Result<()>;
 }
 
+/// The [`Optimizer`] impl every optimizer shares: the rate check, dispatch on the parameter's
+/// dtype to the type's generic `update_t::<f32 | f64>`, and state through its `store`.
+/// `|s| name` says how to get the optimizer's name from `s: &Self`.
+macro_rules! impl_optimizer {
+    ($ty:ty, |$s:ident| $name:expr) => {
+        impl $crate::train::optim::Optimizer for $ty {
+            fn name(&self) -> &'static str {
+                let $s = self;
+                $name
+            }
+
+            fn update(
+                &mut self,
+                param_name: &str,
+                param: &mut $crate::tensor::Tensor,
+                grad: &$crate::tensor::grad::Gradient,
+                lr: f64,
+            ) -> $crate::error::Result<()> {
+                let name = $crate::train::optim::Optimizer::name(self);
+                $crate::train::optim::check_lr(name, param_name, lr)?;
+                match param.dtype() {
+                    $crate::dtype::DType::F32 => self.update_t::<f32>(param_name, param, grad, lr),
+                    $crate::dtype::DType::F64 => self.update_t::<f64>(param_name, param, grad, lr),
+                    _ => Err($crate::train::optim::unsupported_dtype(name, param_name, param)),
+                }
+            }
+
+            fn state(&self) -> Vec<(String, $crate::tensor::Tensor)> {
+                self.store.state()
+            }
+
+            fn load_state(&mut self, state: &[(String, $crate::tensor::Tensor)]) -> $crate::error::Result<()> {
+                self.store.load(state)
+            }
+        }
+    };
+}
+use impl_optimizer;
+
 /// Checks a learning rate given to `update`: finite and not negative.
 fn check_lr(optimizer: &str, param_name: &str, lr: f64) -> Result<()> {
     if lr.is_finite() && lr >= 0.0 {

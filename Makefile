@@ -17,7 +17,7 @@ VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-
 
 C_TESTS := $(patsubst tests/c/%.c,build/c/%,$(wildcard tests/c/*.c))
 
-.PHONY: setup lib demo tour test lint rust-tests c-tests exports mlp-check
+.PHONY: setup lib demo tour acceptance test lint rust-tests c-tests exports mlp-check
 
 setup:
 	@scripts/setup.sh
@@ -64,8 +64,13 @@ mlp-check: build/examples/mlp_train
 	build/examples/mlp_train 12 | awk 'NR == 1 { first = $$4 } END { print "mlp loss " first " -> " $$4; exit !($$4 < first) }'
 	@echo "mlp-check: Rust and C losses are bitwise identical and falling"
 
+# Issue 5's gmix figure through the trainer (3 seeds, a few seconds). The CTR figures take
+# minutes: `cargo run --release --example train_acceptance ctr`.
+acceptance: lib
+	cargo run --release --quiet --example train_acceptance gmix
+
 exports: lib
 	scripts/check_exports.sh $(RELEASE)/libdeepseek.so
 
-test: lint rust-tests c-tests mlp-check exports tour demo
+test: lint rust-tests c-tests mlp-check acceptance exports tour demo
 	@echo "make test: all suites passed"

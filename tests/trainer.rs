@@ -18,7 +18,7 @@ fn model(seed: u64) -> Graph {
     let mut b = GraphBuilder::new();
     let batch = Dim::Sym("batch".into());
     let x = b.input("x", DType::F32, &[batch.clone(), Dim::Fixed(4)]).unwrap();
-    let ids = b.input("ids", DType::I64, &[batch.clone()]).unwrap();
+    let ids = b.input("ids", DType::I64, std::slice::from_ref(&batch)).unwrap();
     let label = b.input("label", DType::F32, &[batch, Dim::Fixed(1)]).unwrap();
     let emb = Tensor::rand_normal(&[VOCAB, 3], 0.0, 0.1, DType::F32, Device::Cpu, &mut g).unwrap();
     let w = Tensor::rand_normal(&[1, 7], 0.0, 0.3, DType::F32, Device::Cpu, &mut g).unwrap();
@@ -217,14 +217,14 @@ fn bad_feeds_and_options_are_named() {
     assert!(t.save_checkpoint().unwrap_err().to_string().contains("without a checkpoint directory"));
 }
 
-fn ckpt_options(dir: &PathBuf, every: u64) -> TrainerOptions {
+fn ckpt_options(dir: &std::path::Path, every: u64) -> TrainerOptions {
     TrainerOptions {
         optimizer: adam(),
         sparse_optimizer: Some(OptimizerConfig::LazyAdam { beta1: 0.9, beta2: 0.999, eps: 1e-8 }),
         lr: 0.01,
         schedule: LrSchedule::Cosine { total_steps: 40, min_lr: 0.0 },
         clip_norm: Some(1.0),
-        checkpoint_dir: Some(dir.clone()),
+        checkpoint_dir: Some(dir.to_path_buf()),
         checkpoint_every: every,
         keep_checkpoints: 2,
         ..Default::default()

@@ -28,10 +28,10 @@
 
 #define VOCAB 10000      /* ids per field: demo-sized tables (the benchmark uses 100,000) */
 #define BATCH 512
-#define DCN_STEPS 600
-#define LR_STEPS 600
+#define DCN_STEPS 1500
+#define LR_STEPS 1500
 #define EVAL_N 20000
-#define LOG_EVERY 100
+#define LOG_EVERY 250
 #define SERVE_THREADS 4
 #define REQUESTS_PER_THREAD 500
 #define THROUGHPUT_BATCHES 40
@@ -131,7 +131,7 @@ static DsTrainer *train(const char *name, const char *model, int steps, const ch
     TRY(ds_attrs_set_float(sched, "min_lr", 0.0));
     TRY(ds_trainer_options_set_schedule(o, "cosine", sched));
     ds_attrs_free(sched);
-    if (ckpt_dir) TRY(ds_trainer_options_set_checkpoints(o, ckpt_dir, 200, 2));
+    if (ckpt_dir) TRY(ds_trainer_options_set_checkpoints(o, ckpt_dir, 500, 2));
     DsTrainer *tr = NULL;
     TRY(ds_trainer_new(g, "loss", o, &tr));
     ds_trainer_options_free(o);

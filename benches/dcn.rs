@@ -4,10 +4,12 @@
 //! of 100,000 × 16, 13 dense features, 3 full-rank cross layers in parallel with a 512-256-128
 //! deep tower; uniform random ids and labels, inputs cycling through a pool of distinct batches
 //! so that the gathers from the 166 MB of tables are not all cache hits.
-//! Run: `cargo bench --bench dcn [-- --quick]` (threads: `DS_BENCH_THREADS`, default 2).
+//! Run: `cargo bench --bench dcn [-- --quick] [-- --only=train|infer]` (threads: `DS_BENCH_THREADS`,
+//! default 2; `--only` is for profiling one half).
 //! Prints a readable table, then one JSON line.
 
 use deepseek::exec::{ExecOptions, Executor};
+use deepseek::graph::NodeKind;
 use deepseek::nn::models::{CtrModelConfig, dcn_v2};
 use deepseek::train::optim::OptimizerConfig;
 use deepseek::train::trainer::{Trainer, TrainerOptions};
@@ -117,6 +119,8 @@ fn f(v: &Value, k: &str) -> f64 {
 
 fn main() -> Result<()> {
     let quick = std::env::args().any(|a| a == "--quick");
+    let only = std::env::args().find_map(|a| a.strip_prefix("--only=").map(str::to_string));
+    let (run_train, run_infer) = (only.as_deref() != Some("infer"), only.as_deref() != Some("train"));
     let threads: usize = std::env::var("DS_BENCH_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
     deepseek::runtime::set_num_threads(threads)?;
     println!("# libdeepseek {} DCN-v2 bench, {threads} threads{}", deepseek::VERSION, if quick { " (quick)" } else { "" });
@@ -135,7 +139,7 @@ fn main() -> Result<()> {
     let variants = [("adagrad_rowwise_adagrad", adagrad, 1e-2), ("adam_rowwise_adagrad", adam, 1e-3)];
     let mut train = serde_json::Map::new();
     let mut trained = None;
-    for (name, dense_opt, lr) in variants {
+    for (name, dense_opt, lr) in variants.into_iter().filter(|_| run_train) {
         let options = TrainerOptions {
             optimizer: dense_opt,
             sparse_optimizer: Some(rowwise),
@@ -159,9 +163,17 @@ fn main() -> Result<()> {
     drop(train_pool);
 
     // ---- inference of the exported graph ------------------------------------------------
-    let exported = trained.expect("one variant trained").export_inference(&["prob"])?;
+    // Untrained weights serve as well as trained ones for timing (`--only=infer`).
+    let trainer = match trained {
+        Some(t) => t,
+        None => Trainer::new(&graph, "loss", TrainerOptions::default())?,
+    };
+    let exported = trainer.export_inference(&["prob"])?;
+    let op_nodes = exported.nodes().iter().filter(|n| matches!(n.kind, NodeKind::Op { .. })).count();
+    println!("exported inference graph: {op_nodes} op nodes");
     let mut infer = serde_json::Map::new();
-    for (label, inter_op_threads) in [("graph", 0usize), ("graph_sequential", 1)] {
+    let modes = [("graph", 0usize), ("graph_sequential", 1)];
+    for (label, inter_op_threads) in modes.into_iter().filter(|_| run_infer) {
         let ex = Executor::new(&exported, ExecOptions { inter_op_threads, ..Default::default() })?;
         let mut per_batch = serde_json::Map::new();
         for (batch, pool_len) in POOLS {
@@ -196,6 +208,7 @@ fn main() -> Result<()> {
             "threads": threads,
             "engine": deepseek::VERSION,
             "quick": quick,
+            "exported_op_nodes": op_nodes,
             "results": {"inference": infer, "train": train, "train_batch": TRAIN_BATCH},
         })
     );

@@ -33,7 +33,9 @@ impl Pool {
         for _ in 0..n {
             let dense = Tensor::rand_normal(&[batch, cfg.num_dense], 0.0, 1.0, DType::F32, Device::Cpu, g)?;
             let ids: Vec<i64> = (0..batch)
-                .flat_map(|_| cfg.vocab_sizes.iter().map(|&vocab| (g.next_u64() % vocab as u64) as i64).collect::<Vec<_>>())
+                .flat_map(|_| {
+                    cfg.vocab_sizes.iter().map(|&vocab| (g.next_u64() % vocab as u64) as i64).collect::<Vec<_>>()
+                })
                 .collect();
             let ids = Tensor::from_slice(&ids, &[batch, cfg.vocab_sizes.len()])?;
             let labels: Vec<f32> = (0..batch).map(|_| (g.next_u64() & 1) as f32).collect();
@@ -123,7 +125,11 @@ fn main() -> Result<()> {
     let (run_train, run_infer) = (only.as_deref() != Some("infer"), only.as_deref() != Some("train"));
     let threads: usize = std::env::var("DS_BENCH_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
     deepseek::runtime::set_num_threads(threads)?;
-    println!("# libdeepseek {} DCN-v2 bench, {threads} threads{}", deepseek::VERSION, if quick { " (quick)" } else { "" });
+    println!(
+        "# libdeepseek {} DCN-v2 bench, {threads} threads{}",
+        deepseek::VERSION,
+        if quick { " (quick)" } else { "" }
+    );
 
     let cfg = CtrModelConfig::default();
     let graph = dcn_v2(&cfg)?;

@@ -38,17 +38,6 @@
 #define DS_ABI_VERSION 1
 
 /**
- * Largest header accepted: the safetensors reference reader's own limit. Checked before
- * anything is allocated, so a corrupt length cannot ask for a huge buffer.
- */
-#define MAX_HEADER_BYTES 100000000
-
-/**
- * The checkpoint format version this library writes and reads.
- */
-#define CHECKPOINT_VERSION 1
-
-/**
  * An attribute list for `ds_op_call`: (name, typed value) pairs. Free with `ds_attrs_free`.
  */
 typedef struct DsAttrs DsAttrs;

@@ -25,22 +25,6 @@ const LN_ATTRS: &[AttrSpec] = &[
     ),
 ];
 
-const BN_ATTRS: &[AttrSpec] = &[
-    AttrSpec::with_default(
-        "training",
-        AttrKind::Bool,
-        AttrDefault::Bool(true),
-        "batch statistics (and running-statistic updates) or the running statistics",
-    ),
-    AttrSpec::with_default(
-        "momentum",
-        AttrKind::Float,
-        AttrDefault::Float(0.1),
-        "weight of the batch in the running update",
-    ),
-    AttrSpec::with_default("eps", AttrKind::Float, AttrDefault::Float(1e-5), "added to the variance"),
-];
-
 fn eps(attrs: &Attrs) -> Result<f64> {
     let e = attrs.float("eps");
     if !(e.is_finite() && e > 0.0) {
@@ -107,7 +91,7 @@ pub static BATCH_NORM: LayerDef = LayerDef {
     inputs: &["x"],
     optional_inputs: 0,
     outputs: &["out"],
-    attrs: BN_ATTRS,
+    attrs: crate::ops::nn::BATCH_NORM_ATTRS,
     build: build_bn,
     doc: "per-channel normalisation of x [N, C, ...] with <prefix>/weight [C] (ones), <prefix>/bias [C] (zeros) and \
           frozen <prefix>/running_mean (zeros), <prefix>/running_var (ones). Training: batch statistics, and the \

@@ -370,7 +370,8 @@ pub static LAYER_NORM_BACKWARD: OpDef = OpDef {
 // ---------------------------------------------------------------------------------------------
 // batch_norm
 
-const BATCH_NORM_ATTRS: &[AttrSpec] = &[
+/// batch_norm's attributes; the BatchNorm layer takes the same ones.
+pub(crate) const BATCH_NORM_ATTRS: &[AttrSpec] = &[
     AttrSpec::with_default(
         "training",
         AttrKind::Bool,

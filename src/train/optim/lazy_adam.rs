@@ -3,7 +3,7 @@
 
 use super::rows::{for_each_piece, plan_pieces, split_pieces};
 use super::slots::{Real, SlotSpec, SlotStore};
-use super::{GradData, grad_data, row_len};
+use super::{grad_data, row_len, touched_rows};
 use crate::error::Result;
 use crate::tensor::Tensor;
 use crate::tensor::grad::Gradient;
@@ -33,17 +33,10 @@ impl LazyAdam {
 
     fn update_t<T: Real>(&mut self, name: &str, param: &mut Tensor, grad: &Gradient, lr: f64) -> Result<()> {
         let g = grad_data::<T>(NAME, name, param, grad)?;
-        // A dense gradient touches every row.
         let len = row_len(param);
-        let table_rows = param.shape().first().copied().unwrap_or(1);
-        let all_rows: Vec<i64>;
-        let (indices, rows): (&[i64], &[T]) = match &g {
-            GradData::Rows(r) => (&r.indices, &r.rows),
-            GradData::Dense(d) => {
-                all_rows = (0..table_rows as i64).collect();
-                (&all_rows, d)
-            }
-        };
+        // A dense gradient touches every row.
+        let mut all_rows = Vec::new();
+        let (indices, rows, table_rows) = touched_rows(&g, param, &mut all_rows);
         let st = self.store.entry(name, param)?;
         let w = param.host_data_mut::<T>()?;
         let t = st.step + 1;

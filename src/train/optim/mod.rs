@@ -158,6 +158,24 @@ fn row_len(param: &Tensor) -> usize {
     param.shape().iter().skip(1).product()
 }
 
+/// The gradient as (row indices, row values) for optimizers that work row by row: row
+/// gradients as they are, a dense gradient as every row of the table (`all_rows` holds the
+/// indices then). Returns the indices, the values and the table's row count.
+fn touched_rows<'g, T: Clone>(
+    g: &'g GradData<'_, T>,
+    param: &Tensor,
+    all_rows: &'g mut Vec<i64>,
+) -> (&'g [i64], &'g [T], usize) {
+    let table_rows = param.shape().first().copied().unwrap_or(1);
+    match g {
+        GradData::Rows(r) => (&r.indices, &r.rows, table_rows),
+        GradData::Dense(d) => {
+            *all_rows = (0..table_rows as i64).collect();
+            (all_rows.as_slice(), d, table_rows)
+        }
+    }
+}
+
 /// The gradient as a dense array the size of the parameter (rows scattered into zeros).
 fn densify<'a, T: slots::Real>(g: GradData<'a, T>, param: &Tensor) -> std::borrow::Cow<'a, [T]> {
     match g {

@@ -72,5 +72,9 @@ acceptance: lib
 exports: lib
 	scripts/check_exports.sh $(RELEASE)/libdeepseek.so
 
-test: lint rust-tests c-tests mlp-check acceptance exports tour demo
+# Each binding adds its suite to BINDING_TESTS from its own fragment under mk/.
+BINDING_TESTS :=
+include $(wildcard mk/*.mk)
+
+test: lint rust-tests c-tests mlp-check acceptance exports tour $(BINDING_TESTS) demo
 	@echo "make test: all suites passed"

@@ -29,3 +29,8 @@ if [ ! -e build/nvrtc/nvidia/cu13/lib/libnvrtc.so.13 ]; then
   python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
     --target build/nvrtc nvidia-cuda-nvrtc==13.0.88
 fi
+
+# What each binding's toolchain needs (C++, Go, Java), one script per language.
+for part in scripts/setup.d/*.sh; do
+  if [ -e "$part" ]; then bash "$part"; fi
+done

@@ -11,8 +11,20 @@ import (
 //	go test -run '^$' -bench . -benchtime 2s -count 5
 
 // BenchmarkPredictBatch1 is one request: Run with two feeds and one fetch, copy the
-// probability out, Close the output.
-func BenchmarkPredictBatch1(b *testing.B) {
+// probability out, Close the output; the engine's default thread pool.
+func BenchmarkPredictBatch1(b *testing.B) { benchPredict(b) }
+
+// BenchmarkPredictBatch1Inline is BenchmarkPredictBatch1 with a one-thread pool (ops run on
+// the calling thread), which leaves mostly the per-call cost that the binding adds to C's.
+func BenchmarkPredictBatch1Inline(b *testing.B) {
+	n, err := NumThreads()
+	check(b, err)
+	check(b, SetNumThreads(1))
+	defer SetNumThreads(n)
+	benchPredict(b)
+}
+
+func benchPredict(b *testing.B) {
 	in := loadScenarioInputs(b)
 	defer in.Close()
 	served := exportScenario(b, in)

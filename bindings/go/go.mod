@@ -1,0 +1,3 @@
+module github.com/libdeepseek/deepseek-go
+
+go 1.22

@@ -1,0 +1,11 @@
+//go:build !go1.24
+
+package deepseek
+
+import "runtime"
+
+// attachSafetyNet frees h when owner becomes unreachable without Close (Go before 1.24,
+// which lacks runtime.AddCleanup). Registered only after the C object was created.
+func attachSafetyNet[T any](owner *T, h *handle) {
+	runtime.SetFinalizer(owner, func(*T) { reclaim(h) })
+}

@@ -9,7 +9,7 @@ JAVA_JNI_ABS := $(CURDIR)/$(JAVA_JNI)
 JAVA_CLASSES := $(JAVA_BUILD)/maven/classes
 # Lazily evaluated (=): on a fresh machine the JDK appears only once `setup` has run.
 JAVA_HOME_DIR = $(or $(JAVA_HOME),$(patsubst %/bin/javac,%,$(realpath $(shell command -v javac))))
-JAVA_RUN = java -Ddeepseek.jni=$(JAVA_JNI_ABS)
+JAVA_RUN = java -Ddeepseek.jni=$(JAVA_JNI_ABS) -Ddeepseek.repo=$(CURDIR)
 MVN_JAVA = mvn -q -B -f bindings/java/pom.xml -Ddeepseek.jni=$(JAVA_JNI_ABS)
 
 .PHONY: java-tests java-jni java-bench
@@ -42,6 +42,6 @@ java-tests: $(JAVA_JNI) lib setup
 
 java-bench: $(JAVA_JNI) lib setup
 	$(MVN_JAVA) test-compile
-	$(JAVA_RUN) -cp $(JAVA_CLASSES):$(JAVA_BUILD)/maven/test-classes ai.libdeepseek.Bench
+	$(JAVA_RUN) -cp $(JAVA_CLASSES):$(JAVA_BUILD)/maven/test-classes ai.libdeepseek.Bench $(JAVA_BENCH_ARGS)
 
 BINDING_TESTS += java-tests

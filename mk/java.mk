@@ -10,7 +10,7 @@ JAVA_CLASSES := $(JAVA_BUILD)/maven/classes
 # Lazily evaluated (=): on a fresh machine the JDK appears only once `setup` has run.
 JAVA_HOME_DIR = $(or $(JAVA_HOME),$(patsubst %/bin/javac,%,$(realpath $(shell command -v javac))))
 JAVA_RUN = java -Ddeepseek.jni=$(JAVA_JNI_ABS) -Ddeepseek.repo=$(CURDIR)
-MVN_JAVA = mvn -q -B -f bindings/java/pom.xml -Ddeepseek.jni=$(JAVA_JNI_ABS)
+MVN_JAVA = mvn -q -B -Dstyle.color=never -f bindings/java/pom.xml -Ddeepseek.jni=$(JAVA_JNI_ABS)
 
 .PHONY: java-tests java-jni java-bench
 

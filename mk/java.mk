@@ -23,7 +23,7 @@ java-jni: $(JAVA_JNI)
 
 # Surefire's own summary is hidden by -q: print one "N passed, N failed" line per run.
 JAVA_SUMMARY = cat $(JAVA_BUILD)/maven/surefire-reports/TEST-*.xml | tr ' ' '\n' | \
-  awk -F'"' '/^tests=/{t+=$$2} /^failures=/{f+=$$2} /^errors=/{f+=$$2} END{print "java-tests: " t-f " passed, " f " failed"}'
+  awk -F'"' '/^tests=/{t+=$$2} /^failures=/{f+=$$2} /^errors=/{f+=$$2} END{print ""; print "java-tests: " t-f " passed, " f " failed"}'
 
 java-tests: $(JAVA_JNI) lib setup
 	$(MVN_JAVA) test

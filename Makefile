@@ -17,7 +17,7 @@ VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-
 
 C_TESTS := $(patsubst tests/c/%.c,build/c/%,$(wildcard tests/c/*.c))
 
-.PHONY: setup lib demo tour acceptance test lint rust-tests c-tests exports mlp-check
+.PHONY: setup lib demo tour acceptance test lint rust-tests c-tests exports mlp-check bench-c
 
 setup:
 	@scripts/setup.sh
@@ -71,6 +71,12 @@ acceptance: lib
 
 exports: lib
 	scripts/check_exports.sh $(RELEASE)/libdeepseek.so
+
+# The C baseline of the bindings' per-call benchmark (BENCHMARKS.md, "Bindings"; not a test).
+bench-c: lib
+	@mkdir -p build/bench
+	$(CC) -std=c11 -Wall -Wextra -pedantic -Werror -O2 -Iinclude benches/c/predict_overhead.c -o build/bench/predict_overhead $(LINK_SO)
+	build/bench/predict_overhead $(BENCH_ARGS)
 
 # Each binding adds its suite to BINDING_TESTS from its own fragment under mk/.
 BINDING_TESTS :=

@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::graph::dim::Bindings;
 use crate::graph::infer::at_node;
 use crate::graph::{Graph, NodeId, NodeKind, ValueId};
+use crate::ops::def::OpKind;
 use crate::ops::dispatch;
 use crate::ops::fused::{FusedProgram, pointwise_in_place, run_fused};
 use crate::ops::util::broadcast_shapes;
@@ -136,7 +137,8 @@ impl Executor {
                 // Not applicable (or failed): the node runs normally below.
                 Ok(false) | Err(_) => true,
             });
-            let results: Vec<(NodeId, Result<Vec<Tensor>>)> = if todo.len() > 1 && width > 1 {
+            let parallel = todo.len() > 1 && width > 1 && level_work(graph, &todo, &values) >= PARALLEL_LEVEL_WORK;
+            let results: Vec<(NodeId, Result<Vec<Tensor>>)> = if parallel {
                 let vals = &values;
                 crate::runtime::install(|| {
                     todo.par_iter().with_max_len(1).map(|&n| (n, run_node(graph, n, vals))).collect()
@@ -224,6 +226,34 @@ impl Executor {
         }
         Ok(())
     }
+}
+
+/// Elements a level must touch before its nodes are spread over the pool: handing a node to
+/// another thread costs microseconds (more on a busy machine), which a batch-1 request's
+/// tiny nodes never earn back.
+const PARALLEL_LEVEL_WORK: usize = 1 << 15;
+
+/// A cheap estimate of a level's work, in elements: the computed and fed values its nodes
+/// read, plus the weights of matrix products (whose cost scales with them). A lookup into a
+/// large table counts only its indices.
+fn level_work(graph: &Graph, todo: &[NodeId], values: &[Option<Tensor>]) -> usize {
+    todo.iter()
+        .map(|&n| {
+            let node = graph.node(n);
+            let matmul = matches!(&node.kind, NodeKind::Op { op, .. } if op.kind == OpKind::MatmulLike);
+            node.inputs
+                .iter()
+                .filter(|v| {
+                    matmul
+                        || !matches!(
+                            graph.node(graph.value(**v).node).kind,
+                            NodeKind::Param { .. } | NodeKind::Const { .. }
+                        )
+                })
+                .filter_map(|v| values[v.0].as_ref().map(Tensor::numel))
+                .sum::<usize>()
+        })
+        .sum()
 }
 
 /// Runs one op node on the values computed so far.

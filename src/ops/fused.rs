@@ -519,7 +519,10 @@ fn run<T: FusedFloat>(prog: &FusedProgram, attrs: &[Attrs], inputs: &[Tensor], s
     let chunk = match rows.next() {
         Some(len) if len <= CHUNK && rows.all(|l| l == len) => CHUNK / len * len,
         _ => CHUNK,
-    };
+    }
+    // Registers no longer than the tensor: a batch-1 call must not allocate and zero whole
+    // chunks (n is a multiple of every row length, so whole rows are kept).
+    .min(n.max(1));
     let plan = make_plan::<T>(prog, attrs);
     {
         // SAFETY: fresh buffers of n elements each, exclusively ours until wrapped below; the

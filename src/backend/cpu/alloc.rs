@@ -2,9 +2,8 @@
 
 use crate::error::{Error, Result};
 use std::alloc::{Layout as MemLayout, alloc, dealloc};
-use std::collections::HashMap;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex};
 
 /// Alignment of every block: a cache line, and enough for any SIMD load.
@@ -31,25 +30,33 @@ pub struct AllocatorStats {
 /// Size-class caching allocator. Freed blocks go to a per-class free list (up to a byte
 /// limit) and are handed out again without a system call: tensors of recurring shapes,
 /// as in a training loop, stop touching `malloc` after the first step.
+///
+/// Each size class has its own lock, found by arithmetic on the size: a batch-1 request
+/// allocates dozens of small blocks, and serving threads must not queue on one lock (or pay
+/// for hashing) to get them.
 pub struct CachingAllocator {
-    free: Mutex<FreeLists>,
+    lists: Box<[Mutex<Vec<Block>>]>,
+    cached: AtomicUsize,
+    limit: AtomicUsize,
     in_use: AtomicU64,
     peak: AtomicU64,
     allocations: AtomicU64,
     system_allocations: AtomicU64,
 }
 
-struct FreeLists {
-    by_size: HashMap<usize, Vec<NonNull<u8>>>,
-    cached: usize,
-    limit: usize,
-}
+/// A cached, exclusively owned, unused block.
+struct Block(NonNull<u8>);
 
-// SAFETY: the free lists hold exclusively owned, unused blocks; the mutex serialises access.
-unsafe impl Send for FreeLists {}
+// SAFETY: a cached block is owned by its free list alone; the list's mutex serialises access.
+unsafe impl Send for Block {}
 
 /// The process-wide CPU allocator.
 pub static CPU_ALLOCATOR: LazyLock<CachingAllocator> = LazyLock::new(CachingAllocator::new);
+
+/// Size classes up to 1 KiB (multiples of 64).
+const SMALL_CLASSES: usize = 1024 / ALIGNMENT;
+/// All size classes: the small ones, then four per power of two from 2^10 to 2^63.
+const NUM_CLASSES: usize = SMALL_CLASSES + 4 * (usize::BITS as usize - 10);
 
 /// Rounds a request up to its size class: multiples of 64 below 1 KiB, then four classes
 /// per power of two (at most 25% rounding waste).
@@ -62,10 +69,31 @@ pub fn size_class(bytes: usize) -> Option<usize> {
     bytes.checked_next_multiple_of(step)
 }
 
+/// The index of a size class (a value `size_class` returns) among all classes.
+fn class_index(block: usize) -> usize {
+    if block <= 1024 {
+        return block / ALIGNMENT - 1;
+    }
+    let pow = (usize::BITS - 1 - (block - 1).leading_zeros()) as usize;
+    let j = (block - (1 << pow)) >> (pow - 2); // 1..=4
+    SMALL_CLASSES + (pow - 10) * 4 + j - 1
+}
+
+/// The block size of class `index` (the inverse of `class_index`).
+fn class_size(index: usize) -> usize {
+    if index < SMALL_CLASSES {
+        return (index + 1) * ALIGNMENT;
+    }
+    let (pow, j) = (10 + (index - SMALL_CLASSES) / 4, (index - SMALL_CLASSES) % 4 + 1);
+    (1 << pow) + (j << (pow - 2))
+}
+
 impl CachingAllocator {
     fn new() -> Self {
         CachingAllocator {
-            free: Mutex::new(FreeLists { by_size: HashMap::new(), cached: 0, limit: DEFAULT_CACHE_LIMIT }),
+            lists: (0..NUM_CLASSES).map(|_| Mutex::new(Vec::new())).collect(),
+            cached: AtomicUsize::new(0),
+            limit: AtomicUsize::new(DEFAULT_CACHE_LIMIT),
             in_use: AtomicU64::new(0),
             peak: AtomicU64::new(0),
             allocations: AtomicU64::new(0),
@@ -73,21 +101,21 @@ impl CachingAllocator {
         }
     }
 
+    fn list(&self, block: usize) -> std::sync::MutexGuard<'_, Vec<Block>> {
+        self.lists[class_index(block)].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// A block of at least `bytes` bytes, 64-byte aligned, contents unspecified.
     /// Returns the pointer and the block size to hand back to [`CachingAllocator::release`].
     pub fn allocate(&self, bytes: usize) -> Result<(NonNull<u8>, usize)> {
         let oom = || Error::OutOfMemory { bytes, device: "cpu".into() };
         let block = size_class(bytes).filter(|&b| b <= isize::MAX as usize - ALIGNMENT).ok_or_else(oom)?;
-        let reused = {
-            let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-            let hit = free.by_size.get_mut(&block).and_then(Vec::pop);
-            if hit.is_some() {
-                free.cached -= block;
-            }
-            hit
-        };
+        let reused = self.list(block).pop();
         let ptr = match reused {
-            Some(p) => p,
+            Some(Block(p)) => {
+                self.cached.fetch_sub(block, Ordering::Relaxed);
+                p
+            }
             None => {
                 let layout = MemLayout::from_size_align(block, ALIGNMENT).map_err(|_| oom())?;
                 // SAFETY: the layout has non-zero size.
@@ -109,12 +137,11 @@ impl CachingAllocator {
     /// must not be used afterwards.
     pub unsafe fn release(&self, ptr: NonNull<u8>, block: usize) {
         self.in_use.fetch_sub(block as u64, Ordering::Relaxed);
-        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        if free.cached + block <= free.limit {
-            free.cached += block;
-            free.by_size.entry(block).or_default().push(ptr);
+        // Reserve room in the cache first, so concurrent releases never overshoot the limit.
+        if self.cached.fetch_add(block, Ordering::Relaxed) + block <= self.limit.load(Ordering::Relaxed) {
+            self.list(block).push(Block(ptr));
         } else {
-            drop(free);
+            self.cached.fetch_sub(block, Ordering::Relaxed);
             // SAFETY: allocated with exactly this layout in `allocate`.
             unsafe { dealloc(ptr.as_ptr(), MemLayout::from_size_align_unchecked(block, ALIGNMENT)) };
         }
@@ -127,7 +154,7 @@ impl CachingAllocator {
             peak_bytes_in_use: self.peak.load(Ordering::Relaxed),
             allocations: self.allocations.load(Ordering::Relaxed),
             system_allocations: self.system_allocations.load(Ordering::Relaxed),
-            bytes_cached: self.free.lock().unwrap_or_else(|p| p.into_inner()).cached as u64,
+            bytes_cached: self.cached.load(Ordering::Relaxed) as u64,
         }
     }
 
@@ -138,26 +165,23 @@ impl CachingAllocator {
 
     /// Sets the cache ceiling in bytes and trims the cache to it (0 disables caching).
     pub fn set_cache_limit(&self, bytes: usize) {
-        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        free.limit = bytes;
-        free.trim();
+        self.limit.store(bytes, Ordering::Relaxed);
+        self.trim(bytes);
     }
 
     /// Returns every cached block to the system.
     pub fn empty_cache(&self) {
-        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        let limit = std::mem::replace(&mut free.limit, 0);
-        free.trim();
-        free.limit = limit;
+        self.trim(0);
     }
-}
 
-impl FreeLists {
-    fn trim(&mut self) {
-        for (&block, list) in self.by_size.iter_mut() {
-            while self.cached > self.limit {
-                let Some(p) = list.pop() else { break };
-                self.cached -= block;
+    /// Frees cached blocks, largest classes first, until at most `limit` bytes stay cached.
+    fn trim(&self, limit: usize) {
+        for index in (0..NUM_CLASSES).rev() {
+            let block = class_size(index);
+            let mut list = self.lists[index].lock().unwrap_or_else(|p| p.into_inner());
+            while self.cached.load(Ordering::Relaxed) > limit {
+                let Some(Block(p)) = list.pop() else { break };
+                self.cached.fetch_sub(block, Ordering::Relaxed);
                 // SAFETY: every cached block was allocated with this layout.
                 unsafe { dealloc(p.as_ptr(), MemLayout::from_size_align_unchecked(block, ALIGNMENT)) };
             }
@@ -182,6 +206,21 @@ mod tests {
         for b in [1usize, 100, 1000, 5000, 1 << 20, (1 << 20) + 1, 3 << 30] {
             let c = size_class(b).unwrap();
             assert!(c >= b && (c - b) * 4 <= b.max(256), "{b} -> {c}");
+        }
+    }
+
+    #[test]
+    fn class_indices_are_dense_and_invertible() {
+        let mut next = 0;
+        let mut bytes = 1usize;
+        while let Some(block) = size_class(bytes).filter(|&b| b < 1 << 40) {
+            assert_eq!(class_index(block), next, "block {block}");
+            assert_eq!(class_size(next), block);
+            next += 1;
+            bytes = block + 1;
+        }
+        for huge in [usize::MAX / 2, usize::MAX - (1 << 62)] {
+            assert!(class_index(size_class(huge).unwrap()) < NUM_CLASSES);
         }
     }
 

@@ -274,14 +274,14 @@ fn run_node(graph: &Graph, n: NodeId, values: &[Option<Tensor>]) -> Result<Vec<T
 
 /// Runs a fused node over the broadcast shape of its inputs (every op of the chain computes over it).
 fn run_fused_node(graph: &Graph, n: NodeId, program: &FusedProgram, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
-    let what = graph.describe(n);
+    // The node's description is formatted only on failure: this runs on every request.
     let mut shape: Vec<usize> = Vec::new();
     for t in inputs {
-        shape = broadcast_shapes(&what, &shape, t.shape())?;
+        shape = broadcast_shapes("fused chain", &shape, t.shape()).map_err(|e| at_node(&graph.describe(n), e))?;
     }
     let dtype = graph.value(graph.node(n).outputs[0]).ty.dtype;
     let owned: Vec<Tensor> = inputs.iter().map(|t| (*t).clone()).collect();
-    run_fused(program, &owned, &shape, dtype).map_err(|e| at_node(&what, e))
+    run_fused(program, &owned, &shape, dtype).map_err(|e| at_node(&graph.describe(n), e))
 }
 
 /// Which nodes the fetched values depend on.

@@ -180,13 +180,18 @@ fn check(prog: &FusedProgram, inputs: &[Tensor], shape: &[usize], dtype: DType) 
         }
         // Resolving again checks the attributes belong to this op and fills defaults; the op's
         // own inference then checks their values and the dtype, as an eager call would.
-        let tag = format!("run_fused: step {s}");
+        // (The tag is formatted only on failure: fused nodes run on every request.)
+        let tag = || format!("run_fused: step {s}");
         let pairs: Vec<(&str, Attr)> = step.attrs.pairs().map(|(n, v)| (n, v.clone())).collect();
-        let attrs = Attrs::resolve(op.name, op.attrs, &pairs).map_err(|e| prefix(&tag, e))?;
+        let attrs = Attrs::resolve(op.name, op.attrs, &pairs).map_err(|e| prefix(&tag(), e))?;
         let metas = vec![Meta::new(shape, dtype); pw.arity];
-        let out = (op.infer)(&InferCtx { op: op.name, inputs: &metas, attrs: &attrs }).map_err(|e| prefix(&tag, e))?;
+        let out =
+            (op.infer)(&InferCtx { op: op.name, inputs: &metas, attrs: &attrs }).map_err(|e| prefix(&tag(), e))?;
         if out != [Meta::new(shape, dtype)] {
-            return Err(Error::invalid("program", format!("{tag}: `{}` does not map {dtype} elementwise", op.name)));
+            return Err(Error::invalid(
+                "program",
+                format!("{}: `{}` does not map {dtype} elementwise", tag(), op.name),
+            ));
         }
         resolved.push(attrs);
     }

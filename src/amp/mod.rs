@@ -7,6 +7,8 @@ pub mod autocast;
 pub mod policy;
 pub mod scaler;
 
-pub use autocast::{AutocastGuard, AutocastStats, autocast, autocast_disabled, autocast_stats, current_dtype, default_dtype};
+pub use autocast::{
+    AutocastGuard, AutocastStats, autocast, autocast_disabled, autocast_stats, current_dtype, default_dtype,
+};
 pub use policy::{Policy, TABLE, check_autocast_dtype, policy_of, policy_of_name};
 pub use scaler::{GradScaler, GradScalerOptions};

@@ -48,7 +48,10 @@ impl GradScalerOptions {
             return Err(Error::invalid("init_scale", format!("must be finite and > 0, given {}", self.init_scale)));
         }
         if !(self.growth_factor.is_finite() && self.growth_factor > 1.0) {
-            return Err(Error::invalid("growth_factor", format!("must be finite and > 1, given {}", self.growth_factor)));
+            return Err(Error::invalid(
+                "growth_factor",
+                format!("must be finite and > 1, given {}", self.growth_factor),
+            ));
         }
         if !(self.backoff_factor > 0.0 && self.backoff_factor < 1.0) {
             return Err(Error::invalid("backoff_factor", format!("must be in (0, 1), given {}", self.backoff_factor)));

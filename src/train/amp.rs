@@ -69,8 +69,11 @@ pub(crate) fn prepare(graph: &Graph, loss: &str, options: &TrainerOptions) -> Re
         ));
     }
     train.check_new_name(LOSS_SCALE_INPUT)?;
-    let scale_node =
-        train.push(NodeKind::Input { name: LOSS_SCALE_INPUT.into() }, vec![], vec![ValueType::fixed(DType::F32, &[])])?;
+    let scale_node = train.push(
+        NodeKind::Input { name: LOSS_SCALE_INPUT.into() },
+        vec![],
+        vec![ValueType::fixed(DType::F32, &[])],
+    )?;
     let scale_v = train.node(scale_node).outputs[0];
     let scaled = apply_op(&mut train, &MUL, &[loss_v, scale_v], Attrs::none())?[0];
     train.push_output(SCALED_LOSS_OUTPUT, scaled)?;

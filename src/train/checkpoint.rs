@@ -70,7 +70,9 @@ impl Checkpoint {
             if name.starts_with(AMP_PREFIX) {
                 return Err(Error::invalid(
                     "params",
-                    format!("parameter `{name}` starts with `{AMP_PREFIX}`, which checkpoints reserve for mixed-precision state"),
+                    format!(
+                        "parameter `{name}` starts with `{AMP_PREFIX}`, which checkpoints reserve for mixed-precision state"
+                    ),
                 ));
             }
             if name.starts_with(OPTIMIZER_PREFIX) {
@@ -136,7 +138,14 @@ impl Checkpoint {
                 meta("checksum")?
             )));
         }
-        let mut ckpt = Checkpoint { step, rng_state, data_cursor, params: Vec::new(), optimizer_state: Vec::new(), amp_state: Vec::new() };
+        let mut ckpt = Checkpoint {
+            step,
+            rng_state,
+            data_cursor,
+            params: Vec::new(),
+            optimizer_state: Vec::new(),
+            amp_state: Vec::new(),
+        };
         for name in file.names() {
             let t = file.tensor(name)?;
             if let Some(slot) = name.strip_prefix(OPTIMIZER_PREFIX) {

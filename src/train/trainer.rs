@@ -13,9 +13,9 @@
 
 use super::amp::{self as amp_wiring, LOSS_SCALE_INPUT};
 use super::checkpoint::{Checkpoint, CheckpointDir};
+use super::optim::{LrSchedule, Optimizer, OptimizerConfig, clip_grad_norm, coalesce_rows};
 use crate::amp::{GradScaler, GradScalerOptions};
 use crate::dtype::DType;
-use super::optim::{LrSchedule, Optimizer, OptimizerConfig, clip_grad_norm, coalesce_rows};
 use crate::error::{Error, Result};
 use crate::exec::{ExecOptions, Executor};
 use crate::graph::{Graph, GraphBuilder, NodeKind, ParamGrad, ValueId, append_gradients};
@@ -357,7 +357,14 @@ impl Trainer {
             data_cursor: self.data_cursor,
             params: self.params.iter().map(|p| (p.name.clone(), p.tensor.clone())).collect(),
             optimizer_state,
-            amp_state: self.scaler.as_ref().map(amp_wiring::scaler_entries).transpose().ok().flatten().unwrap_or_default(),
+            amp_state: self
+                .scaler
+                .as_ref()
+                .map(amp_wiring::scaler_entries)
+                .transpose()
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
         }
     }
 

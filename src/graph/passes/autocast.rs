@@ -74,11 +74,8 @@ pub fn autocast(graph: &Graph, dtype: DType) -> Result<Graph> {
         let dtypes: Vec<DType> = types.iter().map(|t| t.dtype).collect();
         let mut targets = input_targets(pol, dtype, &dtypes);
         if pol == Policy::Lower && targets.iter().any(Option::is_some) {
-            let cast_types: Vec<ValueType> = types
-                .iter()
-                .zip(&targets)
-                .map(|(t, d)| ValueType::new(d.unwrap_or(t.dtype), t.dims.clone()))
-                .collect();
+            let cast_types: Vec<ValueType> =
+                types.iter().zip(&targets).map(|(t, d)| ValueType::new(d.unwrap_or(t.dtype), t.dims.clone())).collect();
             if infer_types(op, attrs, &cast_types, "autocast probe").is_ok() {
                 lowered += 1;
             } else {

@@ -82,8 +82,11 @@ fn policy_table_covers_every_registered_op_once() {
     }
 }
 
-/// Representative calls: (op, inputs, attrs, the output dtype the table implies under bf16).
-fn cases() -> Vec<(&'static str, Vec<Tensor>, Vec<(&'static str, Attr)>, DType)> {
+/// A representative call: (op, inputs, attrs, the output dtype the table implies under bf16).
+type Case = (&'static str, Vec<Tensor>, Vec<(&'static str, Attr)>, DType);
+
+/// The representative calls.
+fn cases() -> Vec<Case> {
     let a = normal(&[4, 8], 1);
     let w = normal(&[6, 8], 2);
     let b = normal(&[6], 3);

@@ -145,7 +145,10 @@ fn step(t: &mut Trainer, k: u64, poison: Option<f32>) -> deepseek::Result<f64> {
     t.step(&[("x", &x), ("y", &y)])
 }
 
-fn snapshot(t: &Trainer) -> (u64, Vec<Vec<u8>>, Vec<(String, Vec<u8>)>) {
+/// (step count, parameter bytes, optimizer slot names and bytes): what a skipped step keeps.
+type Snapshot = (u64, Vec<Vec<u8>>, Vec<(String, Vec<u8>)>);
+
+fn snapshot(t: &Trainer) -> Snapshot {
     let c: Checkpoint = t.checkpoint();
     (
         t.step_count(),

@@ -1,9 +1,11 @@
 //! Training acceptance figures of issue 5, checked against their thresholds: gmix (ALGORITHMS.md §1.4) through the trainer, and LR / MLP / DCN-v2 on the synthetic CTR stream against the oracle.
 //!
-//! `cargo run --release --example train_acceptance [gmix|ctr|all]` prints one line per model
+//! `cargo run --release --example train_acceptance [gmix|gmix-bf16|ctr|all]` prints one line per model
 //! and exits non-zero when a threshold is missed:
 //! - gmix: MLP 32-256-256-8, SGD momentum 0.9 with L2 1e-4, lr 0.05 cosine to 0, batch 128,
 //!   30 epochs (1890 steps), mean test accuracy over seeds 42, 43, 44 ≥ 94.5%;
+//! - gmix-bf16 (issue 7, ALGORITHMS.md §2): the same runs in f32 and under bf16 autocast;
+//!   the mean test accuracy under bf16 within 0.5 points of f32's;
 //! - CTR (26 fields × 10,000 ids; each model sees the same 3M streamed samples): DCN-v2 AUC ≥ logistic regression + 0.03 and within 0.02 of
 //!   the oracle AUC (the true probabilities), all on 50,000 held-out samples.
 
@@ -15,7 +17,7 @@ use deepseek::ops::dispatch::call_named;
 use deepseek::train::metrics::{accuracy_multiclass, auc};
 use deepseek::train::optim::{LrSchedule, OptimizerConfig};
 use deepseek::train::trainer::{Trainer, TrainerOptions};
-use deepseek::{Generator, Result, Tensor};
+use deepseek::{DType, Generator, Result, Tensor};
 use std::time::Instant;
 
 const GMIX_BATCH: usize = 128;
@@ -31,8 +33,9 @@ fn rows(t: &Tensor, idx: &[i64]) -> Result<Tensor> {
     Ok(call_named("index_select", &[t, &idx], &[("dim", Attr::Int(0))])?.remove(0))
 }
 
-/// Test accuracy of the gmix MLP trained as §1.4 prescribes, for one seed.
-fn gmix(seed: u64) -> Result<f64> {
+/// Test accuracy of the gmix MLP trained as §1.4 prescribes, for one seed, optionally
+/// under graph autocast to `autocast`.
+fn gmix(seed: u64, autocast: Option<DType>) -> Result<f64> {
     let data = Gmix::generate(seed);
     let (x, y) = data.train()?;
     let (xt, yt) = data.test()?;
@@ -44,6 +47,7 @@ fn gmix(seed: u64) -> Result<f64> {
         lr: 0.05,
         schedule: LrSchedule::Cosine { total_steps: (GMIX_EPOCHS * steps_per_epoch) as u64, min_lr: 0.0 },
         seed,
+        autocast,
         ..Default::default()
     };
     let mut trainer = Trainer::new(&graph, "loss", options)?;
@@ -101,7 +105,7 @@ fn main() -> Result<()> {
         let mut accs = Vec::new();
         for seed in GMIX_SEEDS {
             let t0 = Instant::now();
-            let a = gmix(seed)?;
+            let a = gmix(seed, None)?;
             println!("gmix  seed {seed}  test accuracy {:.2}%  ({:.1} s)", 100.0 * a, t0.elapsed().as_secs_f64());
             accs.push(a);
         }
@@ -109,6 +113,29 @@ fn main() -> Result<()> {
         println!("gmix  mean test accuracy {:.2}% (threshold 94.50%)", 100.0 * mean);
         if mean < 0.945 {
             failed.push(format!("gmix mean accuracy {:.2}% < 94.50%", 100.0 * mean));
+        }
+    }
+    if which == "gmix-bf16" {
+        let mut diffs = Vec::new();
+        for seed in GMIX_SEEDS {
+            let t0 = Instant::now();
+            let full = gmix(seed, None)?;
+            let t1 = Instant::now();
+            let low = gmix(seed, Some(DType::BF16))?;
+            println!(
+                "gmix  seed {seed}  f32 {:.2}% ({:.1} s)  bf16 autocast {:.2}% ({:.1} s)  difference {:+.2} points",
+                100.0 * full,
+                (t1 - t0).as_secs_f64(),
+                100.0 * low,
+                t1.elapsed().as_secs_f64(),
+                100.0 * (low - full)
+            );
+            diffs.push(100.0 * (low - full));
+        }
+        let mean = diffs.iter().sum::<f64>() / diffs.len() as f64;
+        println!("gmix  bf16 - f32 mean difference {mean:+.2} points (threshold ±0.50)");
+        if mean.abs() > 0.5 {
+            failed.push(format!("gmix bf16 autocast mean difference {mean:+.2} points exceeds 0.5"));
         }
     }
     if which == "ctr" || which == "all" {

@@ -100,6 +100,11 @@ typedef struct DsTrainerOptions DsTrainerOptions;
 typedef int32_t DsStatus;
 
 /**
+ * A dtype code (`DS_DTYPE_*`), validated on entry.
+ */
+typedef int32_t DsDtype;
+
+/**
  * Settings of a CTR generator. Versioned: the caller sets `struct_size` to
  * `sizeof(DsCtrConfig)`, then calls `ds_ctr_config_init` for the defaults and changes what
  * it needs; the library reads only the fields that `struct_size` covers, so fields can be
@@ -144,11 +149,6 @@ typedef struct {
    */
   int64_t peak_bytes;
 } DsRunStats;
-
-/**
- * A dtype code (`DS_DTYPE_*`), validated on entry.
- */
-typedef int32_t DsDtype;
 
 /**
  * The id of a value in a graph under construction, as `ds_graph_builder_*` return them.
@@ -311,6 +311,54 @@ typedef void (*DsDeleter)(void *data, void *ctx);
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Opens an autocast scope on the calling thread: op calls on this thread then cast their
+ * inputs per the autocast policy (matrix products in `dtype`, reductions, softmax, norms
+ * and losses in f32, mixed inputs promoted). `dtype` is `DS_DTYPE_BF16` (the CPU default),
+ * `DS_DTYPE_F16` or `DS_DTYPE_F32`; any other code is an error naming it. Close with
+ * `ds_autocast_pop`; nested scopes restore the outer one when popped. Casts of leaf
+ * tensors that require grad are cached until the outermost scope is popped.
+ *
+ * Thread safety: affects the calling thread only.
+ *
+ * # Safety
+ * None (no pointers).
+ */
+DS_MUST_USE DsStatus ds_autocast_push(DsDtype dtype);
+
+/**
+ * Opens a scope with autocast off on the calling thread (ops run as written), e.g. for an
+ * f32 region inside an autocast one. Close with `ds_autocast_pop`.
+ *
+ * Thread safety: affects the calling thread only.
+ *
+ * # Safety
+ * None (no pointers).
+ */
+DS_MUST_USE DsStatus ds_autocast_push_disabled(void);
+
+/**
+ * Closes the innermost scope opened by `ds_autocast_push` or `ds_autocast_push_disabled`
+ * on the calling thread, restoring the state before it. With no scope open it is an error.
+ *
+ * Thread safety: affects the calling thread only.
+ *
+ * # Safety
+ * None (no pointers).
+ */
+DS_MUST_USE DsStatus ds_autocast_pop(void);
+
+/**
+ * Writes the autocast dtype in effect on the calling thread (`DS_DTYPE_*`), or 0 when
+ * autocast is off.
+ *
+ * Thread safety: reads the calling thread's state only.
+ *
+ * # Safety
+ * `out_dtype` valid for a write.
+ */
+DS_MUST_USE DsStatus ds_autocast_dtype(DsDtype *out_dtype);
 
 /**
  * Fills `config` with the defaults (26 fields × 100,000 ids, Zipf exponent 1.1). The caller
@@ -1825,6 +1873,24 @@ DsStatus ds_trainer_options_set_exec(DsTrainerOptions *options,
 DS_MUST_USE DsStatus ds_trainer_options_set_seed(DsTrainerOptions *options, uint64_t seed);
 
 /**
+ * Sets mixed precision: `autocast_dtype` is the autocast dtype of the training graph
+ * (`DS_DTYPE_BF16`, `DS_DTYPE_F16` or `DS_DTYPE_F32`; 0 = off), parameters stay f32 masters;
+ * `loss_scaling` turns on dynamic loss scaling with the defaults of ALGORITHMS.md §2
+ * (initial scale 2^16, growth 2 every 2000 clean steps, backoff 0.5; a no-op with bf16):
+ * a step with a non-finite gradient is skipped, and 50 skips in a row fail the step with
+ * `DS_STATUS_NON_FINITE`. `ds_trainer_report` then shows the scale and skipped steps.
+ *
+ * Thread safety: one thread at a time per options object.
+ *
+ * # Safety
+ * `options` a live handle.
+ */
+DS_MUST_USE
+DsStatus ds_trainer_options_set_amp(DsTrainerOptions *options,
+                                    DsDtype autocast_dtype,
+                                    bool loss_scaling);
+
+/**
  * Creates a trainer for `graph` minimising its scalar output `loss_name` with `options`
  * (NULL = defaults). The trainer copies what it needs: the graph and options may be freed
  * right after. With a checkpoint directory holding checkpoints it resumes (see
@@ -1934,7 +2000,9 @@ DS_MUST_USE DsStatus ds_trainer_set_data_cursor(const DsTrainer *trainer, uint64
 
 /**
  * What happened at creation, one line each: the checkpoint resumed from and any damaged
- * newer checkpoints skipped (empty text when it started fresh). Two-call protocol: with
+ * newer checkpoints skipped (empty text when it started fresh); with mixed precision on,
+ * also the autocast pass's statistics at creation and, last, the current state (autocast
+ * dtype, loss scale, steps skipped). Two-call protocol: with
  * `capacity` too small (or `buf` NULL and `capacity` 0) the status is
  * `DS_STATUS_BUFFER_TOO_SMALL` and `*out_needed` holds the size including the NUL.
  *

@@ -5,6 +5,7 @@
 
 #![warn(missing_docs)]
 
+pub mod amp;
 pub mod autograd;
 pub mod backend;
 pub mod data;

@@ -15,6 +15,7 @@ fn sample(step: u64) -> Checkpoint {
         data_cursor: 128 * step,
         params: vec![("dense/weight".into(), w), ("emb/0/weight".into(), emb)],
         optimizer_state: vec![("emb/0/weight/row_sum".into(), slot), ("emb/0/weight/step".into(), count)],
+        amp_state: Vec::new(),
     }
 }
 

@@ -5,6 +5,7 @@
 //! message of the last failure on a thread is `ds_last_error()`; enums arrive as integers
 //! and are validated; no panic crosses the boundary.
 
+pub mod amp;
 pub mod data;
 pub mod exec;
 pub mod graph;

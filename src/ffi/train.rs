@@ -9,9 +9,12 @@ use super::exec::{DsExecOptions, exec_options_of};
 use super::graph::{DsGraph, graph_ref, new_graph_handle};
 use super::guard::{cstr, guard, out, slice, slice_mut, write_text};
 use super::handles::{Handle, free, get, register};
+use super::library::DsDtype;
 use super::ops::{DsAttrs, attr_pairs};
 use super::status::DsStatus;
 use super::tensor::{DsTensor, new_handle, tensor_ref};
+use crate::amp::{GradScalerOptions, check_autocast_dtype};
+use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::ops::Attr;
 use crate::tensor::Tensor;
@@ -320,6 +323,40 @@ pub unsafe extern "C" fn ds_trainer_options_set_seed(options: *mut DsTrainerOpti
     }
 }
 
+/// Sets mixed precision: `autocast_dtype` is the autocast dtype of the training graph
+/// (`DS_DTYPE_BF16`, `DS_DTYPE_F16` or `DS_DTYPE_F32`; 0 = off), parameters stay f32 masters;
+/// `loss_scaling` turns on dynamic loss scaling with the defaults of ALGORITHMS.md §2
+/// (initial scale 2^16, growth 2 every 2000 clean steps, backoff 0.5; a no-op with bf16):
+/// a step with a non-finite gradient is skipped, and 50 skips in a row fail the step with
+/// `DS_STATUS_NON_FINITE`. `ds_trainer_report` then shows the scale and skipped steps.
+///
+/// Thread safety: one thread at a time per options object.
+///
+/// # Safety
+/// `options` a live handle.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn ds_trainer_options_set_amp(
+    options: *mut DsTrainerOptions,
+    autocast_dtype: DsDtype,
+    loss_scaling: bool,
+) -> DsStatus {
+    unsafe {
+        with_options(options, |o| {
+            let dtype = match autocast_dtype {
+                0 => None,
+                code => {
+                    let d = DType::from_code(code, "autocast_dtype")?;
+                    check_autocast_dtype(d)?;
+                    Some(d)
+                }
+            };
+            (o.autocast, o.loss_scaling) = (dtype, loss_scaling.then(GradScalerOptions::default));
+            Ok(())
+        })
+    }
+}
+
 /// Creates a trainer for `graph` minimising its scalar output `loss_name` with `options`
 /// (NULL = defaults). The trainer copies what it needs: the graph and options may be freed
 /// right after. With a checkpoint directory holding checkpoints it resumes (see
@@ -486,7 +523,9 @@ pub unsafe extern "C" fn ds_trainer_set_data_cursor(trainer: *const DsTrainer, c
 }
 
 /// What happened at creation, one line each: the checkpoint resumed from and any damaged
-/// newer checkpoints skipped (empty text when it started fresh). Two-call protocol: with
+/// newer checkpoints skipped (empty text when it started fresh); with mixed precision on,
+/// also the autocast pass's statistics at creation and, last, the current state (autocast
+/// dtype, loss scale, steps skipped). Two-call protocol: with
 /// `capacity` too small (or `buf` NULL and `capacity` 0) the status is
 /// `DS_STATUS_BUFFER_TOO_SMALL` and `*out_needed` holds the size including the NUL.
 ///
@@ -503,7 +542,10 @@ pub unsafe extern "C" fn ds_trainer_report(
     out_needed: *mut usize,
 ) -> DsStatus {
     guard(|| {
-        let text = unsafe { self::trainer(trainer)? }.report().join("\n");
+        let t = unsafe { self::trainer(trainer)? };
+        let mut lines = t.report().to_vec();
+        lines.extend(t.amp_status());
+        let text = lines.join("\n");
         unsafe { write_text(&text, buf, capacity, out_needed) }
     })
 }

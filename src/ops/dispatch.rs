@@ -61,8 +61,23 @@ pub fn apply(op: &'static OpDef, inputs: &[&Tensor], attrs: &Attrs) -> Result<Ve
 
 /// Runs `op` and records it on the tape when some input requires grad.
 pub fn call(op: &'static OpDef, inputs: &[&Tensor], attrs: &Attrs) -> Result<Vec<Tensor>> {
+    // Autocast first: its casts are calls of their own (taped, and seen by a tracer).
+    let cast = match hook::caster() {
+        Some(c) => c.cast_inputs(op, inputs, attrs)?,
+        None => None,
+    };
+    let cast_refs: Vec<&Tensor>;
+    let inputs = match &cast {
+        Some(ts) => {
+            cast_refs = ts.iter().collect();
+            &cast_refs[..]
+        }
+        None => inputs,
+    };
     let observer = hook::take();
+    let caster = hook::take_caster();
     let outputs = apply(op, inputs, attrs);
+    hook::restore_caster(caster);
     hook::restore(observer.clone());
     let outputs = autograd::record(op, attrs, inputs, outputs?);
     if let Some(o) = observer {

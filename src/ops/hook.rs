@@ -1,6 +1,7 @@
-//! A per-thread observer of top-level op calls: the hook through which the graph tracer (a layer above) records eager code.
+//! Per-thread hooks on top-level op calls: the observer through which the graph tracer records eager code, and the input caster through which autocast casts (both layers above).
 
 use super::{Attrs, OpDef};
+use crate::error::Result;
 use crate::tensor::Tensor;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -31,4 +32,39 @@ pub(crate) fn restore(observer: Option<Rc<dyn CallObserver>>) {
     if observer.is_some() {
         OBSERVER.with(|o| *o.borrow_mut() = observer);
     }
+}
+
+/// Rewrites the inputs of top-level op calls before they run: the hook through which autocast
+/// (a layer above) casts eager inputs. Kernels' inner calls never see it.
+pub trait InputCaster {
+    /// The inputs `op` should run on instead of `inputs` (`None`: run on them unchanged).
+    /// Casts it makes go through [`super::dispatch::call`], so the tape records them.
+    fn cast_inputs(&self, op: &'static OpDef, inputs: &[&Tensor], attrs: &Attrs) -> Result<Option<Vec<Tensor>>>;
+}
+
+thread_local! {
+    static CASTER: RefCell<Option<Rc<dyn InputCaster>>> = const { RefCell::new(None) };
+}
+
+/// Installs `caster` on this thread (or removes it with `None`); returns the previous one.
+pub fn set_caster(caster: Option<Rc<dyn InputCaster>>) -> Option<Rc<dyn InputCaster>> {
+    // `try_with`: scopes may end while the thread's locals are being destroyed.
+    CASTER.try_with(|c| c.replace(caster)).ok().flatten()
+}
+
+/// Takes the caster out while a kernel runs, so ops called inside kernels stay as written.
+pub(crate) fn take_caster() -> Option<Rc<dyn InputCaster>> {
+    CASTER.with(|c| c.borrow_mut().take())
+}
+
+/// Puts back what [`take_caster`] took.
+pub(crate) fn restore_caster(caster: Option<Rc<dyn InputCaster>>) {
+    if caster.is_some() {
+        CASTER.with(|c| *c.borrow_mut() = caster);
+    }
+}
+
+/// The installed caster, if any.
+pub(crate) fn caster() -> Option<Rc<dyn InputCaster>> {
+    CASTER.with(|c| c.borrow().clone())
 }

@@ -2,7 +2,8 @@
 //!
 //! A checkpoint is `ckpt-<step, 12 digits>.safetensors` in the trainer's directory. Its
 //! tensors are the parameters under the names the graph shows (so any safetensors reader
-//! loads the weights) and the optimizer slots as `optimizer/<param>/<slot>`. The metadata
+//! loads the weights), the optimizer slots as `optimizer/<param>/<slot>` and, with loss
+//! scaling, the scaler's state as `amp/scale` and `amp/growth_tracker`. The metadata
 //! holds `format` = `deepseek.checkpoint`, `format_version`, `step`, `rng_state`,
 //! `data_cursor` and a checksum over those values and every tensor's bytes. Files are
 //! written to a temporary name, synced and renamed, so a crash leaves the previous
@@ -24,6 +25,9 @@ pub const CHECKPOINT_VERSION: u64 = 1;
 /// Prefix of optimizer slot entries.
 const OPTIMIZER_PREFIX: &str = "optimizer/";
 
+/// Prefix of mixed-precision state entries (the loss scaler's).
+const AMP_PREFIX: &str = "amp/";
+
 /// Everything needed to continue training bitwise where it stopped.
 #[derive(Debug, Clone)]
 pub struct Checkpoint {
@@ -37,6 +41,9 @@ pub struct Checkpoint {
     pub params: Vec<(String, Tensor)>,
     /// Optimizer slots, each named `<param>/<slot>`.
     pub optimizer_state: Vec<(String, Tensor)>,
+    /// Mixed-precision state (`scale`, `growth_tracker`); empty without loss scaling and in
+    /// checkpoints written before it existed.
+    pub amp_state: Vec<(String, Tensor)>,
 }
 
 impl Checkpoint {
@@ -60,6 +67,14 @@ impl Checkpoint {
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let mut blobs = Vec::with_capacity(self.params.len() + self.optimizer_state.len());
         for (name, t) in &self.params {
+            if name.starts_with(AMP_PREFIX) {
+                return Err(Error::invalid(
+                    "params",
+                    format!(
+                        "parameter `{name}` starts with `{AMP_PREFIX}`, which checkpoints reserve for mixed-precision state"
+                    ),
+                ));
+            }
             if name.starts_with(OPTIMIZER_PREFIX) {
                 return Err(Error::invalid(
                     "params",
@@ -72,6 +87,9 @@ impl Checkpoint {
         }
         for (name, t) in &self.optimizer_state {
             blobs.push(Blob::of(format!("{OPTIMIZER_PREFIX}{name}"), t)?);
+        }
+        for (name, t) in &self.amp_state {
+            blobs.push(Blob::of(format!("{AMP_PREFIX}{name}"), t)?);
         }
         let summary = Self::summary(self.step, self.rng_state, self.data_cursor);
         let sum = crate::safetensors::checksum(&summary, blobs.iter().map(|b| (b.name.as_str(), b.bytes.as_slice())));
@@ -120,12 +138,22 @@ impl Checkpoint {
                 meta("checksum")?
             )));
         }
-        let mut ckpt = Checkpoint { step, rng_state, data_cursor, params: Vec::new(), optimizer_state: Vec::new() };
+        let mut ckpt = Checkpoint {
+            step,
+            rng_state,
+            data_cursor,
+            params: Vec::new(),
+            optimizer_state: Vec::new(),
+            amp_state: Vec::new(),
+        };
         for name in file.names() {
             let t = file.tensor(name)?;
-            match name.strip_prefix(OPTIMIZER_PREFIX) {
-                Some(slot) => ckpt.optimizer_state.push((slot.to_string(), t)),
-                None => ckpt.params.push((name.to_string(), t)),
+            if let Some(slot) = name.strip_prefix(OPTIMIZER_PREFIX) {
+                ckpt.optimizer_state.push((slot.to_string(), t));
+            } else if let Some(entry) = name.strip_prefix(AMP_PREFIX) {
+                ckpt.amp_state.push((entry.to_string(), t));
+            } else {
+                ckpt.params.push((name.to_string(), t));
             }
         }
         Ok(ckpt)

@@ -1,5 +1,6 @@
-//! Training: the trainer, optimizers and schedules, checkpoints and metrics.
+//! Training: the trainer, optimizers and schedules, mixed-precision wiring, checkpoints and metrics.
 
+pub mod amp;
 pub mod checkpoint;
 pub mod metrics;
 pub mod optim;

@@ -11,8 +11,11 @@
 //! A trainer is driven by one thread at a time (`&mut self`); the inference graph it exports
 //! is for the many-threaded serving side.
 
+use super::amp::{self as amp_wiring, LOSS_SCALE_INPUT};
 use super::checkpoint::{Checkpoint, CheckpointDir};
 use super::optim::{LrSchedule, Optimizer, OptimizerConfig, clip_grad_norm, coalesce_rows};
+use crate::amp::{GradScaler, GradScalerOptions};
+use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::exec::{ExecOptions, Executor};
 use crate::graph::{Graph, GraphBuilder, NodeKind, ParamGrad, ValueId, append_gradients};
@@ -49,6 +52,12 @@ pub struct TrainerOptions {
     pub exec: ExecOptions,
     /// Seed of the trainer's random generator (saved and restored with checkpoints).
     pub seed: u64,
+    /// Mixed precision: the autocast dtype (f16, bf16 or f32) of the graph autocast pass run
+    /// on the training graph before the backward graph is built; parameters stay f32 masters.
+    pub autocast: Option<DType>,
+    /// Dynamic loss scaling (ALGORITHMS.md §2); a no-op with bf16 autocast. A step with a
+    /// non-finite gradient is then skipped (nothing changes but the scale) instead of refused.
+    pub loss_scaling: Option<GradScalerOptions>,
 }
 
 impl Default for TrainerOptions {
@@ -65,6 +74,8 @@ impl Default for TrainerOptions {
             keep_checkpoints: 3,
             exec: ExecOptions::default(),
             seed: 0,
+            autocast: None,
+            loss_scaling: None,
         }
     }
 }
@@ -93,6 +104,7 @@ pub struct Trainer {
     data_cursor: u64,
     last_grad_norm: f64,
     report: Vec<String>,
+    scaler: Option<GradScaler>,
 }
 
 impl Trainer {
@@ -112,7 +124,8 @@ impl Trainer {
         {
             return Err(Error::invalid("clip_norm", format!("the clipping norm must be finite and > 0, given {c}")));
         }
-        let (with_grads, grads) = append_gradients(graph, loss, None)?;
+        let amp = amp_wiring::prepare(graph, loss, &options)?;
+        let (with_grads, grads) = append_gradients(&amp.train, &amp.diff_loss, None)?;
         if grads.is_empty() {
             return Err(Error::invalid("graph", "the graph has no trainable parameters to train"));
         }
@@ -131,7 +144,7 @@ impl Trainer {
             model: graph.clone(),
             loss: loss.to_string(),
             train: Executor::new(&with_grads, options.exec.clone())?,
-            forward: Executor::new(graph, options.exec.clone())?,
+            forward: Executor::new(&amp.forward, options.exec.clone())?,
             params,
             fetches,
             dense_opt: options.optimizer.build(),
@@ -141,7 +154,8 @@ impl Trainer {
             rng: Generator::new(options.seed),
             data_cursor: 0,
             last_grad_norm: 0.0,
-            report: Vec::new(),
+            report: amp.pass_stat.into_iter().collect(),
+            scaler: amp.scaler,
             options,
         };
         if let Some(dir) = &trainer.options.checkpoint_dir {
@@ -165,12 +179,18 @@ impl Trainer {
         let mut grads = {
             let mut all: Vec<(&str, &Tensor)> = feeds.to_vec();
             all.extend(self.params.iter().map(|p| (p.name.as_str(), &p.tensor)));
+            let scale = match &self.scaler {
+                Some(s) if s.is_enabled() => Some(s.scale_tensor()?),
+                _ => None,
+            };
+            all.extend(scale.as_ref().map(|t| (LOSS_SCALE_INPUT, t)));
             let fetches: Vec<&str> = self.fetches.iter().map(String::as_str).collect();
             self.train.run(&all, &fetches)?
         };
         // `grads` holds the loss first, then each parameter's gradient in `self.params` order.
         let loss = grads.remove(0).item()?;
-        if !loss.is_finite() {
+        let scaling = self.scaler.as_ref().is_some_and(GradScaler::is_enabled);
+        if !loss.is_finite() && !scaling {
             return Err(Error::NonFinite(format!(
                 "the loss `{}` is {loss} at step {}; the step was refused and nothing changed",
                 self.loss, self.step
@@ -188,6 +208,15 @@ impl Trainer {
                 }
             };
             gradients.push(g);
+        }
+        if let Some(s) = self.scaler.as_mut().filter(|s| s.is_enabled()) {
+            let found_inf = s.unscale(&mut gradients)? || !loss.is_finite();
+            s.update(found_inf)?;
+            if found_inf {
+                // Skipped: parameters, optimizer state and step count stay; the batch was used.
+                self.advance_data(feeds);
+                return Ok(loss);
+            }
         }
         // Without clipping the norm is still measured: it is how a non-finite gradient is
         // caught before any parameter changes (f64::MAX never scales a finite norm).
@@ -208,14 +237,44 @@ impl Trainer {
         }
         self.last_grad_norm = norm;
         self.step += 1;
-        self.data_cursor += feeds.first().map_or(0, |(_, t)| t.shape().first().copied().unwrap_or(1) as u64);
-        // Advanced once per step so that anything drawing from it (shuffling, dropout seeds)
-        // resumes from a checkpoint exactly where an uninterrupted run would be.
-        self.rng.next_u64();
+        self.advance_data(feeds);
         if self.options.checkpoint_every > 0 && self.step.is_multiple_of(self.options.checkpoint_every) {
             self.save_checkpoint()?;
         }
         Ok(loss)
+    }
+
+    /// Moves the data cursor past the batch and the generator one draw on.
+    fn advance_data(&mut self, feeds: &[(&str, &Tensor)]) {
+        self.data_cursor += feeds.first().map_or(0, |(_, t)| t.shape().first().copied().unwrap_or(1) as u64);
+        // Advanced once per step so that anything drawing from it (shuffling, dropout seeds)
+        // resumes from a checkpoint exactly where an uninterrupted run would be.
+        self.rng.next_u64();
+    }
+
+    /// Mixed-precision status (`None` when neither autocast nor loss scaling is on): the
+    /// autocast dtype, the current loss scale and the steps skipped for non-finite gradients.
+    pub fn amp_status(&self) -> Option<String> {
+        if self.options.autocast.is_none() && self.scaler.is_none() {
+            return None;
+        }
+        let autocast = self.options.autocast.map_or("off".to_string(), |d| d.to_string());
+        let scaling = match &self.scaler {
+            Some(s) if s.is_enabled() => format!(
+                "loss scale {} (growth tracker {}), {} steps skipped",
+                s.scale(),
+                s.growth_tracker(),
+                s.skipped_steps()
+            ),
+            Some(_) => "loss scaling off (not needed with bf16)".to_string(),
+            None => "loss scaling off".to_string(),
+        };
+        Some(format!("amp: autocast {autocast}, {scaling}"))
+    }
+
+    /// The loss scaler, when loss scaling is on.
+    pub fn grad_scaler(&self) -> Option<&GradScaler> {
+        self.scaler.as_ref()
     }
 
     /// Runs the forward graph on `feeds` with the current parameters and returns `fetches`.
@@ -298,6 +357,14 @@ impl Trainer {
             data_cursor: self.data_cursor,
             params: self.params.iter().map(|p| (p.name.clone(), p.tensor.clone())).collect(),
             optimizer_state,
+            amp_state: self
+                .scaler
+                .as_ref()
+                .map(amp_wiring::scaler_entries)
+                .transpose()
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
         }
     }
 
@@ -346,11 +413,15 @@ impl Trainer {
         let (mut dense_opt, mut sparse_opt) = (self.options.optimizer.build(), sparse_config.build());
         dense_opt.load_state(&dense_state)?;
         sparse_opt.load_state(&sparse_state)?;
+        let mut scaler = self.scaler.clone();
+        if let Some(s) = &mut scaler {
+            amp_wiring::load_scaler(s, &ckpt.amp_state)?;
+        }
         let values: HashMap<String, Tensor> = ckpt.params.into_iter().collect();
         for p in &mut self.params {
             p.tensor = values[&p.name].clone();
         }
-        (self.dense_opt, self.sparse_opt) = (dense_opt, sparse_opt);
+        (self.dense_opt, self.sparse_opt, self.scaler) = (dense_opt, sparse_opt, scaler);
         self.step = ckpt.step;
         self.rng = Generator::new(ckpt.rng_state);
         self.data_cursor = ckpt.data_cursor;

@@ -1,5 +1,6 @@
 //! Optimisation passes and the pipeline that runs them per optimisation level; each pass adds a statistics line to the graph.
 
+mod autocast;
 mod cse;
 mod dce;
 mod fold;
@@ -7,6 +8,7 @@ mod fuse;
 mod rewrite;
 mod simplify;
 
+pub use autocast::autocast;
 pub use cse::cse;
 pub use dce::dce;
 pub use fold::fold_constants;

@@ -294,3 +294,39 @@ fn gradients_in_bf16_match_f32() {
     assert!(rel_frobenius(&hx, &gx) < 1e-2, "dx error {}", rel_frobenius(&hx, &gx));
     assert!(rel_frobenius(&hw, &gw) < 1e-2, "dw error {}", rel_frobenius(&hw, &gw));
 }
+
+/// With k = 1 each sum is one exact product, so the output must be that product rounded to
+/// nearest even: bitwise equal to `half`'s conversion (ties included, as 8- and 11-bit
+/// mantissa products land exactly on half-ulps often), with NaN and ±inf among the inputs.
+/// (A sum starting from +0 turns a -0 product into +0, as every f32 GEMM does.)
+#[test]
+fn single_products_round_to_nearest_even() {
+    let mut rng = Generator::new(7);
+    let mut vals: Vec<f32> = (0..61).map(|_| ((rng.normal() * 4.0).exp2() * rng.normal()) as f32).collect();
+    vals.extend([f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0, 1.0, 3.0e38]);
+    let n = vals.len();
+    both_paths(|path| {
+        let a = Tensor::from_slice(&vals, &[n, 1]).unwrap();
+        let b = Tensor::from_slice(&vals, &[1, n]).unwrap();
+        let (ab, bb) = (a.cast(DType::BF16).unwrap(), b.cast(DType::BF16).unwrap());
+        let (xs, got) = (ab.to_vec::<bf16>().unwrap(), ab.matmul(&bb).unwrap().to_vec::<bf16>().unwrap());
+        for i in 0..n {
+            for j in 0..n {
+                let want = bf16::from_f32(xs[i].to_f32() * xs[j].to_f32());
+                let g = got[i * n + j];
+                let same = g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan()) || (g == want);
+                assert!(same, "{path} bf16 ({i},{j}): {} · {}: got {g}, want {want}", xs[i], xs[j]);
+            }
+        }
+        let (ah, bh) = (a.cast(DType::F16).unwrap(), b.cast(DType::F16).unwrap());
+        let (xs, got) = (ah.to_vec::<f16>().unwrap(), ah.matmul(&bh).unwrap().to_vec::<f16>().unwrap());
+        for i in 0..n {
+            for j in 0..n {
+                let want = f16::from_f32(xs[i].to_f32() * xs[j].to_f32());
+                let g = got[i * n + j];
+                let same = g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan()) || (g == want);
+                assert!(same, "{path} f16 ({i},{j}): {} · {}: got {g}, want {want}", xs[i], xs[j]);
+            }
+        }
+    });
+}

@@ -135,7 +135,7 @@ pub(super) fn run<T: LowpFloat, O: LowpOut>(
     };
     let tasks = mb * nchunks;
     if parallel {
-        install(|| (0..tasks).into_par_iter().for_each(|t| task(t)));
+        install(|| (0..tasks).into_par_iter().for_each(task));
     } else {
         (0..tasks).for_each(task);
     }

@@ -7,11 +7,13 @@ use super::util::{broadcast_shapes, emit0, one, require_float, require_numeric, 
 use super::{ArgSpec, Attr, Attrs, Emitter, ForwardCtx, GradVal, InferCtx, Meta, OpDef, OpKind, Val};
 use crate::backend::cpu::elementwise::{host_slice, new_host};
 use crate::backend::cpu::gemm::{GemmFloat, GemmInt, MatView, gemm_into, gemv, int_matmul_into, transpose_into};
+use crate::backend::cpu::lowp::{LowpFloat, LowpOut, lowp_gemm_into};
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::runtime::{PARALLEL_THRESHOLD, install, num_threads};
 use crate::tensor::Tensor;
 use crate::tensor::layout::Layout;
+use half::{bf16, f16};
 use rayon::prelude::*;
 
 /// Below this many multiply-adds per matrix, a batched product runs one serial GEMM per
@@ -140,6 +142,19 @@ fn float_kernel<T: GemmFloat>(
     gemm_into(dims, dst, dims.1, false, a, av, b, bv, threads)
 }
 
+/// bf16/f16 products: f32 accumulation, one rounding per output element.
+fn lowp_kernel<T: LowpFloat + LowpOut>(
+    dims: (usize, usize, usize),
+    dst: &mut [T],
+    a: &[T],
+    av: MatView,
+    b: &[T],
+    bv: MatView,
+    threads: usize,
+) -> Result<()> {
+    lowp_gemm_into(dims, dst, dims.1, a, av, b, bv, None, threads)
+}
+
 fn int_kernel<T: GemmInt>(
     dims: (usize, usize, usize),
     dst: &mut [T],
@@ -153,13 +168,14 @@ fn int_kernel<T: GemmInt>(
 }
 
 /// `a · b` for operands of at least 2 dimensions, any dtype but bool: f32/f64 through
-/// gemm, f16/bf16 through f32 (converted once, multiplied in f32, rounded once), integers
+/// gemm, f16/bf16 through the low-precision kernels (f32 sums, rounded once), integers
 /// with a wrapping loop.
 pub fn matmul_nd(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     match a.dtype() {
         DType::F32 => batched::<f32>(a, b, &float_kernel::<f32>),
         DType::F64 => batched::<f64>(a, b, &float_kernel::<f64>),
-        DType::F16 | DType::BF16 => matmul_nd(&a.raw_cast(DType::F32)?, &b.raw_cast(DType::F32)?)?.raw_cast(a.dtype()),
+        DType::F16 => batched::<f16>(a, b, &lowp_kernel::<f16>),
+        DType::BF16 => batched::<bf16>(a, b, &lowp_kernel::<bf16>),
         DType::I32 => batched::<i32>(a, b, &int_kernel::<i32>),
         DType::I64 => batched::<i64>(a, b, &int_kernel::<i64>),
         DType::U8 => batched::<u8>(a, b, &int_kernel::<u8>),
@@ -347,17 +363,44 @@ fn linear_f<T: GemmFloat>(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, out_sha
     out.raw_reshape(&out_shape.iter().map(|&d| d as i64).collect::<Vec<_>>())
 }
 
+/// `x · Wᵀ + bias` for bf16/f16: Wᵀ is read through strides by the packing (no transposed
+/// copy), and the bias joins the f32 sum before its single rounding.
+fn linear_lowp<T: LowpFloat + LowpOut>(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    out_shape: &[usize],
+) -> Result<Tensor> {
+    let (outf, inf) = (w.shape()[0], w.shape()[1]);
+    let rows: usize = x.shape()[..x.ndim() - 1].iter().product();
+    let x2 = x.raw_reshape(&[rows as i64, inf as i64])?;
+    let xv = MatView::new(x2.layout().offset(), x2.strides()[0], x2.strides()[1]);
+    let wv = MatView::new(w.layout().offset(), w.strides()[0], w.strides()[1]).t();
+    let bias32 = match bias {
+        Some(b) => {
+            let (bs, off, st) = (host_slice::<T>(b)?, b.layout().offset(), b.strides()[0]);
+            Some((0..outf).map(|j| bs[off + j * st].to_f64() as f32).collect::<Vec<f32>>())
+        }
+        None => None,
+    };
+    let (xs, ws) = (host_slice::<T>(&x2)?, host_slice::<T>(w)?);
+    let threads = num_threads();
+    let mut result = Ok(());
+    let out = new_host::<T>(&[rows, outf], |out| {
+        result = lowp_gemm_into((rows, outf, inf), out, outf, xs, xv, ws, wv, bias32.as_deref(), threads);
+    })?;
+    result?;
+    out.raw_reshape(&out_shape.iter().map(|&d| d as i64).collect::<Vec<_>>())
+}
+
 fn linear_forward(ctx: &ForwardCtx) -> Result<Vec<Tensor>> {
     let (x, w, b) = (&ctx.inputs[0], &ctx.inputs[1], ctx.inputs.get(2));
     let shape = &ctx.outputs[0].shape;
     Ok(vec![match x.dtype() {
         DType::F32 => linear_f::<f32>(x, w, b, shape)?,
         DType::F64 => linear_f::<f64>(x, w, b, shape)?,
-        DType::F16 | DType::BF16 => {
-            let f = |t: &Tensor| t.raw_cast(DType::F32);
-            let b32 = b.map(f).transpose()?;
-            linear_f::<f32>(&f(x)?, &f(w)?, b32.as_ref(), shape)?.raw_cast(x.dtype())?
-        }
+        DType::F16 => linear_lowp::<f16>(x, w, b, shape)?,
+        DType::BF16 => linear_lowp::<bf16>(x, w, b, shape)?,
         d => return Err(Error::InvalidDtype { arg: "x", msg: format!("linear needs a float tensor, given {d}") }),
     }])
 }

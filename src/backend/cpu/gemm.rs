@@ -30,7 +30,7 @@ impl MatView {
 
     /// Errors unless every element of a `rows` × `cols` matrix lies inside `len` elements.
     /// This is what makes the raw-pointer calls into `gemm` sound.
-    fn check(&self, rows: usize, cols: usize, len: usize, arg: &'static str) -> Result<()> {
+    pub(crate) fn check(&self, rows: usize, cols: usize, len: usize, arg: &'static str) -> Result<()> {
         if rows == 0 || cols == 0 {
             return Ok(());
         }

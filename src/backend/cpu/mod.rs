@@ -6,6 +6,7 @@ pub mod copy;
 pub mod elementwise;
 pub mod gemm;
 pub mod im2col;
+pub mod lowp;
 pub mod reduce;
 
 use super::{Backend, Storage};

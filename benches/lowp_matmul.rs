@@ -1,0 +1,61 @@
+//! bf16 vs f16 vs f32 square matmul throughput, single-threaded and on all threads.
+//! Run: `cargo bench --bench lowp_matmul [-- --quick]`; `DS_BENCH_THREADS` sets "all" (default 2).
+//! Prints GFLOP/s per dtype and size (median of samples after warm-up); the `bf16-fallback`
+//! line forces the portable path (convert to f32, f32 gemm) for comparison.
+//! PyTorch's figures for the same shapes: benches/torch_lowp_peer.py.
+
+use deepseek::backend::cpu::lowp::set_force_fallback;
+use deepseek::{DType, Device, Generator, Result, Tensor};
+use std::time::Instant;
+
+/// Median seconds per call of `f`, over `samples` samples of `reps` calls each (after warm-up).
+fn median_secs(samples: usize, reps: usize, mut f: impl FnMut()) -> f64 {
+    for _ in 0..reps.max(1) {
+        f();
+    }
+    let mut t: Vec<f64> = (0..samples)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..reps {
+                f();
+            }
+            start.elapsed().as_secs_f64() / reps as f64
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[t.len() / 2]
+}
+
+fn randn(shape: &[usize], seed: u64, dtype: DType) -> Result<Tensor> {
+    Tensor::rand_normal(shape, 0.0, 1.0, DType::F32, Device::Cpu, &mut Generator::new(seed))?.cast(dtype)
+}
+
+fn main() -> Result<()> {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let all: usize = std::env::var("DS_BENCH_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    println!("# libdeepseek {} low-precision matmul bench (GFLOP/s, median)", deepseek::VERSION);
+    for threads in [1, all] {
+        deepseek::runtime::set_num_threads(threads)?;
+        for n in [512usize, 1024, 2048] {
+            let flop = 2.0 * (n * n * n) as f64;
+            let reps = (2_000_000_000 / (2 * n * n * n)).clamp(1, 200);
+            let mut line = format!("threads={threads} n={n}:");
+            for (name, dtype, fallback) in [
+                ("f32", DType::F32, false),
+                ("bf16", DType::BF16, false),
+                ("f16", DType::F16, false),
+                ("bf16-fallback", DType::BF16, true),
+            ] {
+                let (a, b) = (randn(&[n, n], 1, dtype)?, randn(&[n, n], 2, dtype)?);
+                set_force_fallback(fallback);
+                let s = median_secs(if quick { 3 } else { 7 }, reps, || {
+                    a.matmul(&b).unwrap();
+                });
+                set_force_fallback(false);
+                line += &format!(" {name} {:.1}", flop / s / 1e9);
+            }
+            println!("{line}");
+        }
+    }
+    Ok(())
+}

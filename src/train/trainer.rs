@@ -12,10 +12,12 @@
 //! is for the many-threaded serving side.
 
 use super::checkpoint::{Checkpoint, CheckpointDir};
+use super::memory::{MemoryStats, MemoryTracker};
 use super::optim::{LrSchedule, Optimizer, OptimizerConfig, clip_grad_norm, coalesce_rows};
 use crate::error::{Error, Result};
-use crate::exec::{ExecOptions, Executor};
-use crate::graph::{Graph, GraphBuilder, NodeKind, ParamGrad, ValueId, append_gradients};
+use crate::exec::{ExecOptions, Executor, RunOptions};
+use crate::graph::passes::{Checkpointing, append_gradients_checkpointed};
+use crate::graph::{Graph, GraphBuilder, NodeKind, ParamGrad, ValueId};
 use crate::rng::Generator;
 use crate::tensor::Tensor;
 use crate::tensor::grad::Gradient;
@@ -49,6 +51,9 @@ pub struct TrainerOptions {
     pub exec: ExecOptions,
     /// Seed of the trainer's random generator (saved and restored with checkpoints).
     pub seed: u64,
+    /// Activation checkpointing of the training graph: which forward segments the backward
+    /// pass recomputes instead of keeping (needs `exec.opt_level` 2, which frees dead values).
+    pub checkpointing: Checkpointing,
 }
 
 impl Default for TrainerOptions {
@@ -65,6 +70,7 @@ impl Default for TrainerOptions {
             keep_checkpoints: 3,
             exec: ExecOptions::default(),
             seed: 0,
+            checkpointing: Checkpointing::None,
         }
     }
 }
@@ -93,6 +99,7 @@ pub struct Trainer {
     data_cursor: u64,
     last_grad_norm: f64,
     report: Vec<String>,
+    memory: MemoryTracker,
 }
 
 impl Trainer {
@@ -112,7 +119,7 @@ impl Trainer {
         {
             return Err(Error::invalid("clip_norm", format!("the clipping norm must be finite and > 0, given {c}")));
         }
-        let (with_grads, grads) = append_gradients(graph, loss, None)?;
+        let (with_grads, grads, _) = append_gradients_checkpointed(graph, loss, None, &options.checkpointing)?;
         if grads.is_empty() {
             return Err(Error::invalid("graph", "the graph has no trainable parameters to train"));
         }
@@ -142,8 +149,10 @@ impl Trainer {
             data_cursor: 0,
             last_grad_norm: 0.0,
             report: Vec::new(),
+            memory: MemoryTracker::default(),
             options,
         };
+        trainer.note_resident_memory();
         if let Some(dir) = &trainer.options.checkpoint_dir {
             let dir = CheckpointDir::new(dir, trainer.options.keep_checkpoints.max(1))?;
             if let Some(found) = dir.load_newest()? {
@@ -166,7 +175,11 @@ impl Trainer {
             let mut all: Vec<(&str, &Tensor)> = feeds.to_vec();
             all.extend(self.params.iter().map(|p| (p.name.as_str(), &p.tensor)));
             let fetches: Vec<&str> = self.fetches.iter().map(String::as_str).collect();
-            self.train.run(&all, &fetches)?
+            self.memory.begin_step();
+            let (outs, stats) =
+                self.train.run_with(&all, &fetches, &RunOptions { track_memory: true, cancel: None })?;
+            self.memory.after_run(&stats);
+            outs
         };
         // `grads` holds the loss first, then each parameter's gradient in `self.params` order.
         let loss = grads.remove(0).item()?;
@@ -207,6 +220,7 @@ impl Trainer {
             }
         }
         self.last_grad_norm = norm;
+        self.note_resident_memory();
         self.step += 1;
         self.data_cursor += feeds.first().map_or(0, |(_, t)| t.shape().first().copied().unwrap_or(1) as u64);
         // Advanced once per step so that anything drawing from it (shuffling, dropout seeds)
@@ -235,6 +249,25 @@ impl Trainer {
             ));
         }
         Ok(())
+    }
+
+    /// Current and peak bytes by category (see [`MemoryStats`]).
+    pub fn memory_stats(&self) -> MemoryStats {
+        self.memory.stats()
+    }
+
+    /// Sets every category's peak to its current bytes.
+    pub fn reset_peak_memory(&mut self) {
+        self.memory.reset_peak();
+    }
+
+    /// Records the bytes of the parameters and optimizer slots the trainer holds.
+    fn note_resident_memory(&mut self) {
+        let bytes = |ts: &mut dyn Iterator<Item = &Tensor>| ts.map(|t| t.nbytes() as u64).sum::<u64>();
+        let params = bytes(&mut self.params.iter().map(|p| &p.tensor));
+        let slots = [self.dense_opt.state(), self.sparse_opt.state()];
+        let optimizer = bytes(&mut slots.iter().flatten().map(|(_, t)| t));
+        self.memory.resident(params, optimizer);
     }
 
     /// Optimizer steps taken (restored from a checkpoint on resume).
@@ -354,6 +387,7 @@ impl Trainer {
         self.step = ckpt.step;
         self.rng = Generator::new(ckpt.rng_state);
         self.data_cursor = ckpt.data_cursor;
+        self.note_resident_memory();
         Ok(())
     }
 

@@ -35,6 +35,8 @@ pub struct CachingAllocator {
     free: Mutex<FreeLists>,
     in_use: AtomicU64,
     peak: AtomicU64,
+    /// Highest `in_use` since the last [`CachingAllocator::begin_peak_window`].
+    window_peak: AtomicU64,
     allocations: AtomicU64,
     system_allocations: AtomicU64,
 }
@@ -68,6 +70,7 @@ impl CachingAllocator {
             free: Mutex::new(FreeLists { by_size: HashMap::new(), cached: 0, limit: DEFAULT_CACHE_LIMIT }),
             in_use: AtomicU64::new(0),
             peak: AtomicU64::new(0),
+            window_peak: AtomicU64::new(0),
             allocations: AtomicU64::new(0),
             system_allocations: AtomicU64::new(0),
         }
@@ -99,6 +102,7 @@ impl CachingAllocator {
         self.allocations.fetch_add(1, Ordering::Relaxed);
         let now = self.in_use.fetch_add(block as u64, Ordering::Relaxed) + block as u64;
         self.peak.fetch_max(now, Ordering::Relaxed);
+        self.window_peak.fetch_max(now, Ordering::Relaxed);
         Ok((ptr, block))
     }
 
@@ -134,6 +138,21 @@ impl CachingAllocator {
     /// Sets the peak to the current bytes in use.
     pub fn reset_peak(&self) {
         self.peak.store(self.in_use.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    /// Starts a measurement window: its peak restarts at the bytes now in use (the overall
+    /// peak of [`CachingAllocator::stats`] is not touched); returns those bytes. There is
+    /// one window per process, so overlapping windows (two trainers stepping on two threads)
+    /// see each other's allocations: each measures at least its own peak.
+    pub fn begin_peak_window(&self) -> u64 {
+        let now = self.in_use.load(Ordering::Relaxed);
+        self.window_peak.store(now, Ordering::Relaxed);
+        now
+    }
+
+    /// Highest bytes in use since the last [`CachingAllocator::begin_peak_window`].
+    pub fn window_peak(&self) -> u64 {
+        self.window_peak.load(Ordering::Relaxed)
     }
 
     /// Sets the cache ceiling in bytes and trims the cache to it (0 disables caching).
@@ -197,6 +216,10 @@ mod tests {
         let s = a.stats();
         assert_eq!((s.allocations, s.system_allocations, s.peak_bytes_in_use), (2, 1, block as u64));
         unsafe { a.release(q, block) };
+        assert_eq!(a.begin_peak_window(), 0);
+        let (r, rb) = a.allocate(5000).unwrap();
+        unsafe { a.release(r, rb) };
+        assert_eq!((a.window_peak(), a.stats().peak_bytes_in_use), (rb as u64, rb.max(block) as u64));
         a.empty_cache();
         assert_eq!(a.stats().bytes_cached, 0);
         assert!(a.allocate(usize::MAX - 10).is_err());

@@ -1,5 +1,6 @@
 //! Optimisation passes and the pipeline that runs them per optimisation level; each pass adds a statistics line to the graph.
 
+mod checkpoint;
 mod cse;
 mod dce;
 mod fold;
@@ -7,6 +8,7 @@ mod fuse;
 mod rewrite;
 mod simplify;
 
+pub use checkpoint::{CheckpointReport, Checkpointing, append_gradients_checkpointed, checkpoint};
 pub use cse::cse;
 pub use dce::dce;
 pub use fold::fold_constants;

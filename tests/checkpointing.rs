@@ -274,3 +274,38 @@ fn eager_checkpoint_keeps_no_intermediates_and_reaches_captured_parameters() {
     assert!(err.to_string().contains("different ops"), "{err}");
     assert!(checkpoint_sequential(&[], 1, &x, &mut Generator::new(0), CheckpointOptions::default()).is_err());
 }
+
+#[test]
+fn trainer_reports_memory_by_category_and_checkpoints_when_asked() {
+    use deepseek::train::trainer::{Trainer, TrainerOptions};
+    let g = mlp(8, None, &[]);
+    let (x, label) = batch();
+    let feeds = [("x", &x), ("label", &label)];
+    let make = |how: Checkpointing| {
+        let exec = ExecOptions { inter_op_threads: 1, ..Default::default() };
+        Trainer::new(&g, "loss", TrainerOptions { checkpointing: how, exec, ..Default::default() }).unwrap()
+    };
+    let (mut plain, mut ck) = (make(Checkpointing::None), make(Checkpointing::Sqrt));
+    let params = 8 * (WIDTH * WIDTH + WIDTH) as u64 * 4;
+    let before = plain.memory_stats();
+    assert_eq!((before.parameters, before.optimizer_state, before.activations_peak), (params, 0, 0));
+    for _ in 0..2 {
+        assert_eq!(plain.step(&feeds).unwrap().to_bits(), ck.step(&feeds).unwrap().to_bits());
+    }
+    let (a, b) = (plain.memory_stats(), ck.memory_stats());
+    assert_eq!((a.parameters, a.parameters_peak), (params, params));
+    assert_eq!(a.optimizer_state, 2 * params + 8 * 16, "Adam: two moments per parameter, an i64 step per tensor");
+    assert_eq!((a.activations, a.gradients, a.workspace), (0, 0, 0), "a finished step holds none");
+    assert!(a.gradients_peak >= params, "{a:?}");
+    assert!(b.activations_peak < a.activations_peak * 3 / 4, "{a:?} vs {b:?}");
+    assert!(a.allocator_peak >= a.allocator_in_use && a.allocator_in_use > 0);
+    plain.reset_peak_memory();
+    let r = plain.memory_stats();
+    assert_eq!((r.activations_peak, r.gradients_peak, r.workspace_peak, r.parameters_peak), (0, 0, 0, params));
+    plain.step(&feeds).unwrap();
+    assert_eq!(plain.memory_stats().activations_peak, a.activations_peak, "the same step peaks the same again");
+
+    let bad = TrainerOptions { checkpointing: Checkpointing::Boundaries(vec!["h99".into()]), ..Default::default() };
+    let err = Trainer::new(&g, "loss", bad).err().expect("an unknown boundary");
+    assert!(err.to_string().contains("`h99`"), "{err}");
+}

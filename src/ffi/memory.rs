@@ -130,6 +130,7 @@ pub unsafe extern "C" fn ds_trainer_options_set_checkpointing(
 #[must_use]
 pub unsafe extern "C" fn ds_trainer_memory_stats(trainer: *const DsTrainer, out_stats: *mut DsMemoryStats) -> DsStatus {
     guard(|| {
+        let trainer = unsafe { self::trainer(trainer)? };
         if out_stats.is_null() {
             return Err(Error::NullPointer { arg: "out_stats" });
         }
@@ -141,7 +142,7 @@ pub unsafe extern "C" fn ds_trainer_memory_stats(trainer: *const DsTrainer, out_
                 format!("struct_size is {size}, set it to sizeof(DsMemoryStats) ({})", size_of::<DsMemoryStats>()),
             ));
         }
-        let s: MemoryStats = unsafe { self::trainer(trainer)? }.memory_stats();
+        let s: MemoryStats = trainer.memory_stats();
         let full = DsMemoryStats {
             struct_size: size.min(size_of::<DsMemoryStats>()) as u32,
             parameters: s.parameters,

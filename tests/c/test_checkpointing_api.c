@@ -95,7 +95,8 @@ static void test_sqrt_checkpointing_and_stats(void) {
     DsMemoryStats ma = stats_of(ta), mb = stats_of(tb);
     uint64_t params = (uint64_t)4 * (IN * WIDTH + WIDTH + (LAYERS - 1) * (WIDTH * WIDTH + WIDTH) + WIDTH * CLASSES + CLASSES);
     CHECK(ma.parameters == params && ma.parameters_peak == params);
-    CHECK(ma.optimizer_state == 2 * params); /* Adam: two moments per parameter */
+    /* Adam: two moments per parameter and an i64 step count per parameter tensor. */
+    CHECK(ma.optimizer_state == 2 * params + 8 * 2 * (LAYERS + 1));
     CHECK(ma.activations == 0 && ma.activations_peak > 0);
     CHECK(mb.activations_peak < ma.activations_peak);
     CHECK(ma.gradients_peak >= params);

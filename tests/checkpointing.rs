@@ -143,8 +143,7 @@ fn named_boundaries_are_used_and_invalid_ones_are_errors_naming_them() {
     b.output("loss", loss).unwrap();
     let res = b.finish().unwrap();
     let err = append_gradients_checkpointed(&res, "loss", None, &Checkpointing::Boundaries(vec!["y".into()]))
-        .err()
-        .expect("y is not a valid cut");
+        .expect_err("y is not a valid cut");
     let msg = err.to_string();
     assert!(matches!(err, Error::InvalidArgument { .. }), "{err:?}");
     assert!(msg.contains("`y`") && msg.contains("not a valid cut") && msg.contains("relu"), "{msg}");
@@ -250,7 +249,9 @@ fn eager_checkpoint_keeps_no_intermediates_and_reaches_captured_parameters() {
     let x = normal(&[2, 4], 1.0, 4);
     let wc = w.clone();
     let f = move |ins: &[Tensor], _: &mut Generator| Ok(vec![ins[0].matmul(&wc)?.tanh()?.sum(&[], false)?]);
-    let y = checkpoint(f, &[x.clone()], &mut Generator::new(0), CheckpointOptions::default()).unwrap().remove(0);
+    let y = checkpoint(f, std::slice::from_ref(&x), &mut Generator::new(0), CheckpointOptions::default())
+        .unwrap()
+        .remove(0);
     y.backward().unwrap();
     let got = w.grad().unwrap().unwrap().to_vec::<f32>().unwrap();
     let w2 = w.detach();

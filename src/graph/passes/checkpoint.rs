@@ -81,6 +81,9 @@ pub struct CheckpointReport {
     pub recomputed_nodes: usize,
 }
 
+/// Each trainable parameter's name and where its gradient appears (as [`append_gradients`] returns them).
+pub type ParamGrads = Vec<(String, ParamGrad)>;
+
 /// [`append_gradients`] followed by [`checkpoint`]: the training graph of `graph` with the
 /// activations of `how`'s segments recomputed in the backward pass.
 pub fn append_gradients_checkpointed(
@@ -88,7 +91,7 @@ pub fn append_gradients_checkpointed(
     loss: &str,
     wrt: Option<&[&str]>,
     how: &Checkpointing,
-) -> Result<(Graph, Vec<(String, ParamGrad)>, CheckpointReport)> {
+) -> Result<(Graph, ParamGrads, CheckpointReport)> {
     let (train, grads) = append_gradients(graph, loss, wrt)?;
     let (train, report) = checkpoint(&train, graph.nodes().len(), loss, how)?;
     Ok((train, grads, report))

@@ -38,6 +38,27 @@
 #define DS_ABI_VERSION 1
 
 /**
+ * `ds_trainer_options_set_checkpointing` mode: keep every activation (the default).
+ */
+#define DS_CHECKPOINT_NONE 0
+
+/**
+ * Mode: ⌈√L⌉ segments of the L layers.
+ */
+#define DS_CHECKPOINT_SQRT 1
+
+/**
+ * Mode: close a segment when the bytes saved for the backward pass reach `budget_bytes`
+ * (a symbolic dimension such as the batch counts as `symbol_size`).
+ */
+#define DS_CHECKPOINT_BUDGET 2
+
+/**
+ * Mode: segment boundaries named in `boundaries` (graph output names or `%N` value ids).
+ */
+#define DS_CHECKPOINT_BOUNDARIES 3
+
+/**
  * An attribute list for `ds_op_call`: (name, typed value) pairs. Free with `ds_attrs_free`.
  */
 typedef struct DsAttrs DsAttrs;
@@ -154,6 +175,69 @@ typedef struct {
  * The id of a value in a graph under construction, as `ds_graph_builder_*` return them.
  */
 typedef uint64_t DsValueId;
+
+/**
+ * Bytes by category, filled by `ds_trainer_memory_stats`. The caller sets `struct_size` to
+ * `sizeof(DsMemoryStats)`; the library fills only the fields that fit in it, so programs
+ * built against an older header keep working when fields are added at the end. Between
+ * steps activations, gradients and workspace are 0 (a step frees them); their peaks are
+ * the highest of any step since the trainer was created or its peak reset.
+ */
+typedef struct {
+  /**
+   * Set by the caller: `sizeof(DsMemoryStats)`.
+   */
+  uint32_t struct_size;
+  /**
+   * Trainable parameters.
+   */
+  uint64_t parameters;
+  /**
+   * Highest `parameters`.
+   */
+  uint64_t parameters_peak;
+  /**
+   * Optimizer slots.
+   */
+  uint64_t optimizer_state;
+  /**
+   * Highest `optimizer_state`.
+   */
+  uint64_t optimizer_state_peak;
+  /**
+   * Intermediate values of a running step (activations kept for backward and backward
+   * intermediates), measured by the training executor.
+   */
+  uint64_t activations;
+  /**
+   * Most activation bytes held at once during a step.
+   */
+  uint64_t activations_peak;
+  /**
+   * Gradients of a running step.
+   */
+  uint64_t gradients;
+  /**
+   * Most gradient bytes of a step.
+   */
+  uint64_t gradients_peak;
+  /**
+   * Other CPU-allocator bytes of a running step (kernel scratch, optimizer temporaries).
+   */
+  uint64_t workspace;
+  /**
+   * Most workspace bytes of a step (an upper estimate: the allocator is process-wide).
+   */
+  uint64_t workspace_peak;
+  /**
+   * The process's CPU allocator, bytes in use now (as `ds_cpu_allocator_stats`).
+   */
+  uint64_t allocator_in_use;
+  /**
+   * The process's CPU allocator, peak bytes in use (reset by `ds_cpu_allocator_reset_peak`).
+   */
+  uint64_t allocator_peak;
+} DsMemoryStats;
 
 /**
  * Called once when the engine no longer needs a buffer adopted by `ds_tensor_from_blob`,
@@ -1102,6 +1186,48 @@ const char *ds_dtype_name(DsDtype dtype);
  * `out_alignment` must be NULL or valid for a write.
  */
 DS_MUST_USE DsStatus ds_tensor_required_alignment(DsDtype dtype, size_t *out_alignment);
+
+/**
+ * Sets activation checkpointing of the training graph: `mode` is one of `DS_CHECKPOINT_*`;
+ * `budget_bytes` and `symbol_size` are read for `DS_CHECKPOINT_BUDGET`, `boundaries`
+ * (`n_boundaries` NUL-terminated names) for `DS_CHECKPOINT_BOUNDARIES` (NULL with 0
+ * otherwise). Boundaries are checked when the trainer is created: one that is not a valid
+ * cut of the model makes `ds_trainer_new` fail with a message naming it.
+ *
+ * Thread safety: one thread at a time per options object.
+ *
+ * # Safety
+ * `options` a live handle; `boundaries` NULL or valid for `n_boundaries` NUL-terminated strings.
+ */
+DS_MUST_USE
+DsStatus ds_trainer_options_set_checkpointing(DsTrainerOptions *options,
+                                              int32_t mode,
+                                              uint64_t budget_bytes,
+                                              uint64_t symbol_size,
+                                              const char *const *boundaries,
+                                              size_t n_boundaries);
+
+/**
+ * Fills `out_stats` (its `struct_size` set by the caller) with the trainer's current and
+ * peak bytes by category.
+ *
+ * Thread safety: one thread at a time per trainer (concurrent calls wait).
+ *
+ * # Safety
+ * `trainer` a live handle; `out_stats` valid for reads and writes of `struct_size` bytes.
+ */
+DS_MUST_USE DsStatus ds_trainer_memory_stats(const DsTrainer *trainer, DsMemoryStats *out_stats);
+
+/**
+ * Sets every category's peak to its current bytes (the process allocator's own peak is not
+ * touched: `ds_cpu_allocator_reset_peak` does that).
+ *
+ * Thread safety: one thread at a time per trainer (concurrent calls wait).
+ *
+ * # Safety
+ * `trainer` a live handle.
+ */
+DS_MUST_USE DsStatus ds_trainer_reset_peak_memory(const DsTrainer *trainer);
 
 /**
  * Adds the layer called `layer_name` (see `ds_layer_name`) to `builder`, reading the values

@@ -1,10 +1,12 @@
 //! Eager autograd: grad mode, the tape (nodes recorded by the dispatcher), and `backward`.
 
 mod backward;
+pub mod checkpoint;
 pub mod gradcheck;
 mod node;
 
 pub use backward::{backward, backward_with};
+pub use checkpoint::{CheckpointOptions, SequentialFn, checkpoint, checkpoint_sequential};
 pub use gradcheck::gradcheck;
 pub use node::{Node, record};
 

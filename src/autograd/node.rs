@@ -29,6 +29,10 @@ pub struct Node {
     pub(crate) attrs: Attrs,
     pub(crate) edges: Vec<Edge>,
     pub(crate) saved: Mutex<Option<Saved>>,
+    /// Set when the node was recorded inside an activation checkpoint: its saved tensors
+    /// were not kept and that checkpoint's frame recomputes them (this node is the frame's
+    /// n-th recorded one).
+    pub(crate) deferred: Option<(Arc<super::checkpoint::Frame>, usize)>,
     /// Creation order: inputs are always older than the node, so descending order is topological.
     pub(crate) seq: u64,
 }
@@ -42,6 +46,9 @@ impl Node {
     }
 
     pub(crate) fn take_saved(&self, retain: bool) -> Result<Saved> {
+        if let Some((frame, index)) = &self.deferred {
+            return frame.unpack(*index, retain, self.op.name);
+        }
         let mut slot = self.saved.lock().unwrap_or_else(|p| p.into_inner());
         let saved = if retain {
             slot.as_ref().map(|s| Saved { inputs: s.inputs.clone(), outputs: s.outputs.clone() })
@@ -81,11 +88,15 @@ pub fn record(op: &'static OpDef, attrs: &Attrs, inputs: &[&Tensor], outputs: Ve
         inputs: inputs.iter().map(|t| t.detach()).collect(),
         outputs: outputs.iter().map(Tensor::detach).collect(),
     };
+    // Inside an activation checkpoint the saved tensors are dropped (or, while it
+    // recomputes, handed to it).
+    let deferred = super::checkpoint::pack(op, &saved);
     let node = Arc::new(Node {
         op,
         attrs: attrs.clone(),
         edges: inputs.iter().map(|t| edge_of(t)).collect(),
-        saved: Mutex::new(Some(saved)),
+        saved: Mutex::new(if deferred.is_some() { None } else { Some(saved) }),
+        deferred,
         seq: SEQ.fetch_add(1, Ordering::Relaxed),
     });
     outputs

@@ -51,6 +51,12 @@ pub struct RunStats {
     pub nodes_run: usize,
     /// Most bytes held at once by values computed in this run (with `track_memory`).
     pub peak_bytes: usize,
+    /// Most bytes held at once by computed values that are not graph outputs: forward
+    /// activations kept for the backward pass and backward intermediates, without the
+    /// results (gradients, loss) that live to the end of the run (with `track_memory`).
+    pub peak_intermediate_bytes: usize,
+    /// Bytes of the computed graph outputs held at the end of the run (with `track_memory`).
+    pub output_bytes: usize,
 }
 
 /// A compiled graph. `run` may be called from many threads at once: the plan is immutable
@@ -119,6 +125,9 @@ impl Executor {
         }
         let mut stats = RunStats::default();
         let mut live = LiveBytes::default();
+        // The same, for values that are not graph outputs.
+        let mut inter = LiveBytes::default();
+        let is_output = |v: ValueId| plan.is_output[v.0];
         let width = match self.options.inter_op_threads {
             0 => crate::runtime::num_threads(),
             n => n,
@@ -132,6 +141,19 @@ impl Executor {
             todo.retain(|&n| match self.try_in_place(n, &mut values) {
                 Ok(true) => {
                     stats.nodes_run += 1;
+                    // The bytes moved from the input's slot to the output's: recount them
+                    // when that crosses the intermediate/output line.
+                    let (from, to) = (plan.in_place[n.0].expect("in-place node"), graph.node(n).outputs[0]);
+                    if options.track_memory
+                        && is_output(from) != is_output(to)
+                        && let Some(t) = &values[to.0]
+                    {
+                        if is_output(from) {
+                            inter.add(t);
+                        } else {
+                            inter.remove(t);
+                        }
+                    }
                     false
                 }
                 // Not applicable (or failed): the node runs normally below.
@@ -152,20 +174,30 @@ impl Executor {
                 for (v, t) in graph.node(n).outputs.iter().zip(outs) {
                     if options.track_memory {
                         live.add(&t);
+                        if !is_output(*v) {
+                            inter.add(&t);
+                        }
                     }
                     values[v.0] = Some(t);
                 }
             }
             if options.track_memory {
                 stats.peak_bytes = stats.peak_bytes.max(live.bytes);
+                stats.peak_intermediate_bytes = stats.peak_intermediate_bytes.max(inter.bytes);
             }
             for v in &plan.free_after[li] {
                 if let Some(t) = values[v.0].take()
                     && options.track_memory
                 {
                     live.remove(&t);
+                    if !is_output(*v) {
+                        inter.remove(&t);
+                    }
                 }
             }
+        }
+        if options.track_memory {
+            stats.output_bytes = live.bytes.saturating_sub(inter.bytes);
         }
         let outs = fetch_ids
             .iter()

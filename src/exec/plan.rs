@@ -21,6 +21,8 @@ pub(crate) struct Plan {
     /// Per node: the input a one-input pointwise op may overwrite in place, because this
     /// node is its only reader and it is neither a graph output nor a fed or fixed value.
     pub in_place: Vec<Option<ValueId>>,
+    /// Per value: named as a graph output (kept to the end of a run).
+    pub is_output: Vec<bool>,
 }
 
 impl Plan {
@@ -92,7 +94,11 @@ impl Plan {
             }
         }
         let in_place = if free_dead { in_place_candidates(&graph) } else { vec![None; graph.nodes().len()] };
-        Plan { graph, preset, levels, free_after, feedable, in_place }
+        let mut is_output = vec![false; n_values];
+        for (_, v) in graph.outputs() {
+            is_output[v.0] = true;
+        }
+        Plan { graph, preset, levels, free_after, feedable, in_place, is_output }
     }
 }
 

@@ -12,6 +12,7 @@ pub mod graph;
 pub mod guard;
 pub mod handles;
 pub mod library;
+pub mod memory;
 pub mod nn;
 pub mod ops;
 pub mod status;

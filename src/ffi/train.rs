@@ -45,7 +45,10 @@ impl Handle for DsTrainer {
 }
 
 /// Runs `f` on the options behind a handle.
-unsafe fn with_options(options: *mut DsTrainerOptions, f: impl FnOnce(&mut TrainerOptions) -> Result<()>) -> DsStatus {
+pub(super) unsafe fn with_options(
+    options: *mut DsTrainerOptions,
+    f: impl FnOnce(&mut TrainerOptions) -> Result<()>,
+) -> DsStatus {
     guard(|| {
         let o = unsafe { get(options, "options")? };
         f(&mut o.options.lock().unwrap_or_else(|p| p.into_inner()))
@@ -53,7 +56,7 @@ unsafe fn with_options(options: *mut DsTrainerOptions, f: impl FnOnce(&mut Train
 }
 
 /// The trainer behind a handle, locked for this call.
-unsafe fn trainer<'a>(p: *const DsTrainer) -> Result<MutexGuard<'a, Trainer>> {
+pub(super) unsafe fn trainer<'a>(p: *const DsTrainer) -> Result<MutexGuard<'a, Trainer>> {
     // A panic inside an earlier call left the trainer in a state its own checks still
     // guard (updates are applied only after every check passed), so keep going.
     Ok(unsafe { get(p, "trainer")? }.trainer.lock().unwrap_or_else(|p| p.into_inner()))

@@ -8,6 +8,7 @@ pub mod activation;
 pub mod attr;
 pub mod binary;
 pub mod compare;
+pub mod control;
 pub mod conv;
 pub mod def;
 pub mod dispatch;

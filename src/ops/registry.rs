@@ -19,6 +19,7 @@ const FAMILIES: &[&[&OpDef]] = &[
     super::movement::OPS,
     super::structure::OPS,
     super::index::OPS,
+    super::control::OPS,
 ];
 
 static BY_NAME: LazyLock<HashMap<&'static str, &'static OpDef>> = LazyLock::new(|| {

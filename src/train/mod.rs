@@ -2,6 +2,7 @@
 
 pub mod amp;
 pub mod checkpoint;
+pub mod memory;
 pub mod metrics;
 pub mod optim;
 pub mod trainer;

@@ -13,12 +13,14 @@
 
 use super::amp::{self as amp_wiring, LOSS_SCALE_INPUT};
 use super::checkpoint::{Checkpoint, CheckpointDir};
+use super::memory::{MemoryStats, MemoryTracker};
 use super::optim::{LrSchedule, Optimizer, OptimizerConfig, clip_grad_norm, coalesce_rows};
 use crate::amp::{GradScaler, GradScalerOptions};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::exec::{ExecOptions, Executor};
-use crate::graph::{Graph, GraphBuilder, NodeKind, ParamGrad, ValueId, append_gradients};
+use crate::exec::{ExecOptions, Executor, RunOptions};
+use crate::graph::passes::{Checkpointing, append_gradients_checkpointed};
+use crate::graph::{Graph, GraphBuilder, NodeKind, ParamGrad, ValueId};
 use crate::rng::Generator;
 use crate::tensor::Tensor;
 use crate::tensor::grad::Gradient;
@@ -58,6 +60,9 @@ pub struct TrainerOptions {
     /// Dynamic loss scaling (ALGORITHMS.md §2); a no-op with bf16 autocast. A step with a
     /// non-finite gradient is then skipped (nothing changes but the scale) instead of refused.
     pub loss_scaling: Option<GradScalerOptions>,
+    /// Activation checkpointing of the training graph: which forward segments the backward
+    /// pass recomputes instead of keeping (needs `exec.opt_level` 2, which frees dead values).
+    pub checkpointing: Checkpointing,
 }
 
 impl Default for TrainerOptions {
@@ -76,6 +81,7 @@ impl Default for TrainerOptions {
             seed: 0,
             autocast: None,
             loss_scaling: None,
+            checkpointing: Checkpointing::None,
         }
     }
 }
@@ -105,6 +111,7 @@ pub struct Trainer {
     last_grad_norm: f64,
     report: Vec<String>,
     scaler: Option<GradScaler>,
+    memory: MemoryTracker,
 }
 
 impl Trainer {
@@ -125,7 +132,8 @@ impl Trainer {
             return Err(Error::invalid("clip_norm", format!("the clipping norm must be finite and > 0, given {c}")));
         }
         let amp = amp_wiring::prepare(graph, loss, &options)?;
-        let (with_grads, grads) = append_gradients(&amp.train, &amp.diff_loss, None)?;
+        let (with_grads, grads, _) =
+            append_gradients_checkpointed(&amp.train, &amp.diff_loss, None, &options.checkpointing)?;
         if grads.is_empty() {
             return Err(Error::invalid("graph", "the graph has no trainable parameters to train"));
         }
@@ -156,8 +164,10 @@ impl Trainer {
             last_grad_norm: 0.0,
             report: amp.pass_stat.into_iter().collect(),
             scaler: amp.scaler,
+            memory: MemoryTracker::default(),
             options,
         };
+        trainer.note_resident_memory();
         if let Some(dir) = &trainer.options.checkpoint_dir {
             let dir = CheckpointDir::new(dir, trainer.options.keep_checkpoints.max(1))?;
             if let Some(found) = dir.load_newest()? {
@@ -185,7 +195,11 @@ impl Trainer {
             };
             all.extend(scale.as_ref().map(|t| (LOSS_SCALE_INPUT, t)));
             let fetches: Vec<&str> = self.fetches.iter().map(String::as_str).collect();
-            self.train.run(&all, &fetches)?
+            self.memory.begin_step();
+            let (outs, stats) =
+                self.train.run_with(&all, &fetches, &RunOptions { track_memory: true, cancel: None })?;
+            self.memory.after_run(&stats);
+            outs
         };
         // `grads` holds the loss first, then each parameter's gradient in `self.params` order.
         let loss = grads.remove(0).item()?;
@@ -236,6 +250,7 @@ impl Trainer {
             }
         }
         self.last_grad_norm = norm;
+        self.note_resident_memory();
         self.step += 1;
         self.advance_data(feeds);
         if self.options.checkpoint_every > 0 && self.step.is_multiple_of(self.options.checkpoint_every) {
@@ -294,6 +309,25 @@ impl Trainer {
             ));
         }
         Ok(())
+    }
+
+    /// Current and peak bytes by category (see [`MemoryStats`]).
+    pub fn memory_stats(&self) -> MemoryStats {
+        self.memory.stats()
+    }
+
+    /// Sets every category's peak to its current bytes.
+    pub fn reset_peak_memory(&mut self) {
+        self.memory.reset_peak();
+    }
+
+    /// Records the bytes of the parameters and optimizer slots the trainer holds.
+    fn note_resident_memory(&mut self) {
+        let bytes = |ts: &mut dyn Iterator<Item = &Tensor>| ts.map(|t| t.nbytes() as u64).sum::<u64>();
+        let params = bytes(&mut self.params.iter().map(|p| &p.tensor));
+        let slots = [self.dense_opt.state(), self.sparse_opt.state()];
+        let optimizer = bytes(&mut slots.iter().flatten().map(|(_, t)| t));
+        self.memory.resident(params, optimizer);
     }
 
     /// Optimizer steps taken (restored from a checkpoint on resume).
@@ -425,6 +459,7 @@ impl Trainer {
         self.step = ckpt.step;
         self.rng = Generator::new(ckpt.rng_state);
         self.data_cursor = ckpt.data_cursor;
+        self.note_resident_memory();
         Ok(())
     }
 

@@ -40,6 +40,8 @@ pub struct CachingAllocator {
     limit: AtomicUsize,
     in_use: AtomicU64,
     peak: AtomicU64,
+    /// Highest `in_use` since the last [`CachingAllocator::begin_peak_window`].
+    window_peak: AtomicU64,
     allocations: AtomicU64,
     system_allocations: AtomicU64,
 }
@@ -55,8 +57,9 @@ pub static CPU_ALLOCATOR: LazyLock<CachingAllocator> = LazyLock::new(CachingAllo
 
 /// Size classes up to 1 KiB (multiples of 64).
 const SMALL_CLASSES: usize = 1024 / ALIGNMENT;
-/// All size classes: the small ones, then four per power of two from 2^10 to 2^63.
-const NUM_CLASSES: usize = SMALL_CLASSES + 4 * (usize::BITS as usize - 10);
+/// All size classes: the small ones, then four per power of two above 2^pow for pow from 10
+/// to 62 (`allocate` refuses blocks past `isize::MAX`, so no class lies beyond 2^63).
+const NUM_CLASSES: usize = SMALL_CLASSES + 4 * (usize::BITS as usize - 11);
 
 /// Rounds a request up to its size class: multiples of 64 below 1 KiB, then four classes
 /// per power of two (at most 25% rounding waste).
@@ -96,6 +99,7 @@ impl CachingAllocator {
             limit: AtomicUsize::new(DEFAULT_CACHE_LIMIT),
             in_use: AtomicU64::new(0),
             peak: AtomicU64::new(0),
+            window_peak: AtomicU64::new(0),
             allocations: AtomicU64::new(0),
             system_allocations: AtomicU64::new(0),
         }
@@ -127,6 +131,7 @@ impl CachingAllocator {
         self.allocations.fetch_add(1, Ordering::Relaxed);
         let now = self.in_use.fetch_add(block as u64, Ordering::Relaxed) + block as u64;
         self.peak.fetch_max(now, Ordering::Relaxed);
+        self.window_peak.fetch_max(now, Ordering::Relaxed);
         Ok((ptr, block))
     }
 
@@ -161,6 +166,21 @@ impl CachingAllocator {
     /// Sets the peak to the current bytes in use.
     pub fn reset_peak(&self) {
         self.peak.store(self.in_use.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    /// Starts a measurement window: its peak restarts at the bytes now in use (the overall
+    /// peak of [`CachingAllocator::stats`] is not touched); returns those bytes. There is
+    /// one window per process, so overlapping windows (two trainers stepping on two threads)
+    /// see each other's allocations: each measures at least its own peak.
+    pub fn begin_peak_window(&self) -> u64 {
+        let now = self.in_use.load(Ordering::Relaxed);
+        self.window_peak.store(now, Ordering::Relaxed);
+        now
+    }
+
+    /// Highest bytes in use since the last [`CachingAllocator::begin_peak_window`].
+    pub fn window_peak(&self) -> u64 {
+        self.window_peak.load(Ordering::Relaxed)
     }
 
     /// Sets the cache ceiling in bytes and trims the cache to it (0 disables caching).
@@ -219,9 +239,9 @@ mod tests {
             next += 1;
             bytes = block + 1;
         }
-        for huge in [usize::MAX / 2, usize::MAX - (1 << 62)] {
-            assert!(class_index(size_class(huge).unwrap()) < NUM_CLASSES);
-        }
+        // The largest request below isize::MAX lands in the last class, without overflow.
+        assert_eq!(class_index(size_class(isize::MAX as usize - ALIGNMENT).unwrap()), NUM_CLASSES - 1);
+        assert_eq!(class_size(NUM_CLASSES - 1), 1 << 63);
     }
 
     #[test]
@@ -236,6 +256,10 @@ mod tests {
         let s = a.stats();
         assert_eq!((s.allocations, s.system_allocations, s.peak_bytes_in_use), (2, 1, block as u64));
         unsafe { a.release(q, block) };
+        assert_eq!(a.begin_peak_window(), 0);
+        let (r, rb) = a.allocate(5000).unwrap();
+        unsafe { a.release(r, rb) };
+        assert_eq!((a.window_peak(), a.stats().peak_bytes_in_use), (rb as u64, rb.max(block) as u64));
         a.empty_cache();
         assert_eq!(a.stats().bytes_cached, 0);
         assert!(a.allocate(usize::MAX - 10).is_err());

@@ -1,6 +1,7 @@
 //! Optimisation passes and the pipeline that runs them per optimisation level; each pass adds a statistics line to the graph.
 
 mod autocast;
+mod checkpoint;
 mod cse;
 mod dce;
 mod fold;
@@ -9,6 +10,7 @@ mod rewrite;
 mod simplify;
 
 pub use autocast::autocast;
+pub use checkpoint::{CheckpointReport, Checkpointing, append_gradients_checkpointed, checkpoint};
 pub use cse::cse;
 pub use dce::dce;
 pub use fold::fold_constants;

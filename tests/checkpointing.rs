@@ -310,3 +310,31 @@ fn trainer_reports_memory_by_category_and_checkpoints_when_asked() {
     let err = Trainer::new(&g, "loss", bad).err().expect("an unknown boundary");
     assert!(err.to_string().contains("`h99`"), "{err}");
 }
+
+#[test]
+fn eager_recomputation_runs_under_the_autocast_state_of_the_forward() {
+    // Forward under bf16 autocast, backward outside any scope: the recomputation must cast
+    // as the forward did (else it records other ops and is refused), and the gradient must
+    // equal the uncheckpointed autocast run bit for bit.
+    let w = normal(&[8, 8], 0.5, 5);
+    w.set_requires_grad(true);
+    let x = normal(&[4, 8], 1.0, 6);
+    let wc = w.clone();
+    let f = move |ins: &[Tensor], _: &mut Generator| Ok(vec![ins[0].matmul(&wc)?.tanh()?.sum(&[], false)?]);
+    let y = {
+        let _bf16 = deepseek::amp::autocast(DType::BF16).unwrap();
+        checkpoint(f, std::slice::from_ref(&x), &mut Generator::new(0), CheckpointOptions::default()).unwrap().remove(0)
+    };
+    y.backward().unwrap();
+    let got = w.grad().unwrap().unwrap();
+    assert_eq!(got.dtype(), DType::F32);
+    let w2 = w.detach();
+    w2.set_requires_grad(true);
+    {
+        let _bf16 = deepseek::amp::autocast(DType::BF16).unwrap();
+        x.matmul(&w2).unwrap().tanh().unwrap().sum(&[], false).unwrap()
+    }
+    .backward()
+    .unwrap();
+    assert_eq!(got.to_vec::<f32>().unwrap(), w2.grad().unwrap().unwrap().to_vec::<f32>().unwrap());
+}

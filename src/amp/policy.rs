@@ -45,6 +45,8 @@ pub const TABLE: &[(&str, Policy)] = &[
     ("neg", Keep),
     ("exp", F32),
     ("cast", Keep),
+    // An ordering edge for activation checkpointing: returns its input unchanged.
+    ("after", Keep),
     ("abs", Keep),
     ("log", F32),
     ("log1p", F32),

@@ -55,6 +55,9 @@ pub(crate) struct Frame {
     inputs: Vec<Tensor>,
     /// Generator state the recomputation starts from.
     rng_state: AtomicU64,
+    /// The autocast dtype in force at forward (`None`: off); recomputation runs under it,
+    /// so it casts as the forward did, whatever scope the backward runs in.
+    autocast: Option<crate::dtype::DType>,
     /// Ops of the nodes recorded in the forward call, in order (checked on recomputation).
     recorded: Mutex<Vec<&'static str>>,
     /// Saved tensors from the recomputation, by recording index; `None` before it ran.
@@ -143,7 +146,7 @@ impl Frame {
         let _grad = super::set_grad_enabled(true);
         let mut rng = Generator::new(self.rng_state.load(Ordering::Relaxed));
         let guard = ScopeGuard::push(Scope::Recompute(Vec::new()));
-        let outs = with_forward_autocast(|| (self.f)(&self.inputs, &mut rng));
+        let outs = with_forward_autocast(self.autocast, || (self.f)(&self.inputs, &mut rng))?;
         let Some(Scope::Recompute(got)) = guard.pop() else {
             return Err(Error::Internal("checkpoint scopes were unbalanced".into()));
         };
@@ -167,15 +170,13 @@ impl Frame {
     }
 }
 
-/// Runs `body` under the autocast state captured when the checkpointed function ran
-/// forward, so recomputation picks the same kernels and dtypes (ALGORITHMS.md §3).
-///
-/// MERGE POINT: autocast (src/amp) lands on a parallel branch; until then there is no
-/// autocast state to capture and this runs `body` as is. The lead wires it at merge:
-/// capture the thread's autocast state in `checkpoint` (a field of `Frame`) and enter it
-/// here around `body`.
-fn with_forward_autocast<R>(body: impl FnOnce() -> R) -> R {
-    body()
+/// Runs `body` under the autocast state captured at forward (`None`: autocast off).
+fn with_forward_autocast<R>(autocast: Option<crate::dtype::DType>, body: impl FnOnce() -> R) -> Result<R> {
+    let _scope = match autocast {
+        Some(dtype) => crate::amp::autocast(dtype)?,
+        None => crate::amp::autocast_disabled(),
+    };
+    Ok(body())
 }
 
 /// Runs `f(inputs, rng)` without keeping its intermediate tensors for the backward pass;
@@ -201,6 +202,7 @@ where
         f: Arc::new(f),
         inputs: detached,
         rng_state: AtomicU64::new(rng.state()),
+        autocast: crate::amp::current_dtype(),
         recorded: Mutex::new(Vec::new()),
         cache: Mutex::new(None),
     });

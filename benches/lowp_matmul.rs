@@ -6,25 +6,9 @@
 
 use deepseek::backend::cpu::lowp::set_force_fallback;
 use deepseek::{DType, Device, Generator, Result, Tensor};
-use std::time::Instant;
 
-/// Median seconds per call of `f`, over `samples` samples of `reps` calls each (after warm-up).
-fn median_secs(samples: usize, reps: usize, mut f: impl FnMut()) -> f64 {
-    for _ in 0..reps.max(1) {
-        f();
-    }
-    let mut t: Vec<f64> = (0..samples)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..reps {
-                f();
-            }
-            start.elapsed().as_secs_f64() / reps as f64
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t[t.len() / 2]
-}
+mod common;
+use common::median_secs;
 
 fn randn(shape: &[usize], seed: u64, dtype: DType) -> Result<Tensor> {
     Tensor::rand_normal(shape, 0.0, 1.0, DType::F32, Device::Cpu, &mut Generator::new(seed))?.cast(dtype)

@@ -39,4 +39,24 @@ static void fail_in(const char *file, int line, const char *what, const char *de
         }                                                                        \
     } while (0)
 
+#ifdef DS_CHECK_ERR_MESSAGES
+#include <string.h>
+
+/* The message of the last CHECK_ERR, for tests that inspect it further. */
+static char g_msg[1024];
+
+/* The call must fail with `want` and a message containing `needle`. */
+static void check_err_at(int line, const char *expr, DsStatus got, DsStatus want, const char *needle) {
+    snprintf(g_msg, sizeof g_msg, "%s", ds_last_error());
+    if (got == want && strstr(g_msg, needle)) {
+        g_pass++;
+    } else {
+        char d[1400];
+        snprintf(d, sizeof d, "expected %s mentioning \"%s\", got %d: \"%s\"", ds_status_name(want), needle, got, g_msg);
+        fail_at(line, expr, d);
+    }
+}
+#define CHECK_ERR(call, status, needle) check_err_at(__LINE__, #call, (call), (status), (needle))
+#endif
+
 #endif

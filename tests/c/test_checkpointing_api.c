@@ -12,22 +12,8 @@
 
 #include "deepseek.h"
 
+#define DS_CHECK_ERR_MESSAGES /* CHECK_ERR from check.h */
 #include "check.h"
-
-static char g_msg[1024];
-
-/* The call must fail with `want` and a message containing `needle`. */
-static void check_err_at(int line, const char *expr, DsStatus got, DsStatus want, const char *needle) {
-    snprintf(g_msg, sizeof g_msg, "%s", ds_last_error());
-    if (got == want && strstr(g_msg, needle)) {
-        g_pass++;
-    } else {
-        char d[1400];
-        snprintf(d, sizeof d, "expected %s mentioning \"%s\", got %d: \"%s\"", ds_status_name(want), needle, got, g_msg);
-        fail_at(line, expr, d);
-    }
-}
-#define CHECK_ERR(call, status, needle) check_err_at(__LINE__, #call, (call), (status), (needle))
 
 #define B 32
 #define IN 16

@@ -7,7 +7,6 @@ use crate::error::{Error, Result};
 use crate::graph::dim::Bindings;
 use crate::graph::infer::at_node;
 use crate::graph::{Graph, NodeId, NodeKind, ValueId};
-use crate::ops::def::OpKind;
 use crate::ops::dispatch;
 use crate::ops::fused::{FusedProgram, pointwise_in_place, run_fused};
 use crate::ops::util::broadcast_shapes;
@@ -265,27 +264,11 @@ impl Executor {
 /// tiny nodes never earn back.
 const PARALLEL_LEVEL_WORK: usize = 1 << 15;
 
-/// A cheap estimate of a level's work, in elements: the computed and fed values its nodes
-/// read, plus the weights of matrix products (whose cost scales with them). A lookup into a
-/// large table counts only its indices.
+/// A cheap estimate of a level's work, in elements: everything its nodes read, weights and
+/// tables included. (A lookup reads few rows of a large table, but those reads miss the
+/// cache, and spreading a level of lookups over threads overlaps the misses.)
 fn level_work(graph: &Graph, todo: &[NodeId], values: &[Option<Tensor>]) -> usize {
-    todo.iter()
-        .map(|&n| {
-            let node = graph.node(n);
-            let matmul = matches!(&node.kind, NodeKind::Op { op, .. } if op.kind == OpKind::MatmulLike);
-            node.inputs
-                .iter()
-                .filter(|v| {
-                    matmul
-                        || !matches!(
-                            graph.node(graph.value(**v).node).kind,
-                            NodeKind::Param { .. } | NodeKind::Const { .. }
-                        )
-                })
-                .filter_map(|v| values[v.0].as_ref().map(Tensor::numel))
-                .sum::<usize>()
-        })
-        .sum()
+    todo.iter().flat_map(|&n| graph.node(n).inputs.iter()).filter_map(|v| values[v.0].as_ref().map(Tensor::numel)).sum()
 }
 
 /// Runs one op node on the values computed so far.

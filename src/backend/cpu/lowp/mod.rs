@@ -55,45 +55,30 @@ pub(crate) fn bf16_rne(x: f32) -> u16 {
     (if b & 0x7fff_ffff > 0x7f80_0000 { nan } else { rounded }) as u16
 }
 
-impl LowpFloat for bf16 {
-    fn bits(s: &[Self]) -> &[u16] {
-        s.reinterpret_cast()
-    }
-    fn row_to_f32(src: &[Self], dst: &mut [f32]) {
-        src.convert_to_f32_slice(dst)
-    }
-    fn native_available() -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            static HAS: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
-                std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bf16")
-            });
-            *HAS
+/// `LowpFloat` for a `half` type whose native kernel needs AVX-512F and `$feature`
+/// (`is_x86_feature_detected!` caches its answer, so asking per call is cheap).
+macro_rules! impl_lowp_float {
+    ($t:ty, $feature:tt) => {
+        impl LowpFloat for $t {
+            fn bits(s: &[Self]) -> &[u16] {
+                s.reinterpret_cast()
+            }
+            fn row_to_f32(src: &[Self], dst: &mut [f32]) {
+                src.convert_to_f32_slice(dst)
+            }
+            fn native_available() -> bool {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!($feature)
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                false
+            }
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        false
-    }
+    };
 }
-
-impl LowpFloat for f16 {
-    fn bits(s: &[Self]) -> &[u16] {
-        s.reinterpret_cast()
-    }
-    fn row_to_f32(src: &[Self], dst: &mut [f32]) {
-        src.convert_to_f32_slice(dst)
-    }
-    fn native_available() -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            static HAS: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
-                std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("f16c")
-            });
-            *HAS
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        false
-    }
-}
+impl_lowp_float!(bf16, "avx512bf16");
+impl_lowp_float!(f16, "f16c");
 
 impl LowpOut for bf16 {
     #[inline]

@@ -8,10 +8,11 @@ use crate::graph::dim::Bindings;
 use crate::graph::infer::at_node;
 use crate::graph::{Graph, NodeId, NodeKind, ValueId};
 use crate::ops::dispatch;
-use crate::ops::fused::{FusedProgram, pointwise_in_place, run_fused};
+use crate::ops::fused::{FusedProgram, pointwise_in_place, run_fused, run_prepared};
 use crate::ops::util::broadcast_shapes;
 use crate::tensor::Tensor;
 use rayon::prelude::*;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -131,11 +132,15 @@ impl Executor {
             0 => crate::runtime::num_threads(),
             n => n,
         };
+        // Reused across levels: a request should not allocate per level.
+        let mut todo: Vec<NodeId> = Vec::new();
+        let mut results: Vec<(NodeId, Result<Vec<Tensor>>)> = Vec::new();
         for (li, level) in plan.levels.iter().enumerate() {
             if options.cancel.as_ref().is_some_and(CancelToken::is_cancelled) {
                 return Err(Error::Cancelled(format!("run stopped before level {li} of {}", plan.levels.len())));
             }
-            let mut todo: Vec<NodeId> = level.iter().copied().filter(|n| needed[n.0]).collect();
+            todo.clear();
+            todo.extend(level.iter().copied().filter(|n| needed[n.0]));
             // Memory plan: pointwise ops whose input dies here overwrite it in place.
             todo.retain(|&n| match self.try_in_place(n, &mut values) {
                 Ok(true) => {
@@ -159,15 +164,15 @@ impl Executor {
                 Ok(false) | Err(_) => true,
             });
             let parallel = todo.len() > 1 && width > 1 && level_work(graph, &todo, &values) >= PARALLEL_LEVEL_WORK;
-            let results: Vec<(NodeId, Result<Vec<Tensor>>)> = if parallel {
+            if parallel {
                 let vals = &values;
                 crate::runtime::install(|| {
-                    todo.par_iter().with_max_len(1).map(|&n| (n, run_node(graph, n, vals))).collect()
-                })
+                    results.par_extend(todo.par_iter().with_max_len(1).map(|&n| (n, run_node(plan, n, vals))))
+                });
             } else {
-                todo.iter().map(|&n| (n, run_node(graph, n, &values))).collect()
-            };
-            for (n, r) in results {
+                results.extend(todo.iter().map(|&n| (n, run_node(plan, n, &values))));
+            }
+            for (n, r) in results.drain(..) {
                 let outs = r?;
                 stats.nodes_run += 1;
                 for (v, t) in graph.node(n).outputs.iter().zip(outs) {
@@ -271,32 +276,55 @@ fn level_work(graph: &Graph, todo: &[NodeId], values: &[Option<Tensor>]) -> usiz
     todo.iter().flat_map(|&n| graph.node(n).inputs.iter()).filter_map(|v| values[v.0].as_ref().map(Tensor::numel)).sum()
 }
 
+thread_local! {
+    /// The input list `run_node` hands to a kernel, kept between nodes so a request does not
+    /// allocate one per node. (A nested run on this thread finds it taken and uses a fresh one.)
+    static NODE_INPUTS: Cell<Vec<Tensor>> = const { Cell::new(Vec::new()) };
+}
+
 /// Runs one op node on the values computed so far.
-fn run_node(graph: &Graph, n: NodeId, values: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
+fn run_node(plan: &Plan, n: NodeId, values: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
+    let graph = &plan.graph;
     let node = graph.node(n);
-    let inputs = node
-        .inputs
-        .iter()
-        .map(|v| values[v.0].as_ref().ok_or_else(|| Error::Internal(format!("{v} read before it was computed"))))
-        .collect::<Result<Vec<&Tensor>>>()
-        .map_err(|e| at_node(&graph.describe(n), e))?;
-    match &node.kind {
-        NodeKind::Op { op, attrs } => dispatch::apply(op, &inputs, attrs).map_err(|e| at_node(&graph.describe(n), e)),
-        NodeKind::Fused { program } => run_fused_node(graph, n, program, &inputs),
-        _ => Err(Error::Internal(format!("{} is not an op", graph.describe(n)))),
+    let mut inputs = NODE_INPUTS.take();
+    inputs.clear();
+    let mut result = Ok(());
+    for v in &node.inputs {
+        match &values[v.0] {
+            Some(t) => inputs.push(t.clone()),
+            None => {
+                result = Err(at_node(&graph.describe(n), Error::Internal(format!("{v} read before it was computed"))));
+                break;
+            }
+        }
     }
+    let outputs = result.and_then(|()| match &node.kind {
+        NodeKind::Op { op, attrs } => {
+            dispatch::apply_owned(op, &inputs, attrs).map_err(|e| at_node(&graph.describe(n), e))
+        }
+        NodeKind::Fused { program } => run_fused_node(plan, n, program, &inputs),
+        _ => Err(Error::Internal(format!("{} is not an op", graph.describe(n)))),
+    });
+    // Drop the input references now (the memory plan counts on it), keep the list's buffer.
+    inputs.clear();
+    NODE_INPUTS.set(inputs);
+    outputs
 }
 
 /// Runs a fused node over the broadcast shape of its inputs (every op of the chain computes over it).
-fn run_fused_node(graph: &Graph, n: NodeId, program: &FusedProgram, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
+fn run_fused_node(plan: &Plan, n: NodeId, program: &FusedProgram, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+    let graph = &plan.graph;
     // The node's description is formatted only on failure: this runs on every request.
-    let mut shape: Vec<usize> = Vec::new();
+    let mut shape = crate::tensor::dims::Dims::new();
     for t in inputs {
         shape = broadcast_shapes("fused chain", &shape, t.shape()).map_err(|e| at_node(&graph.describe(n), e))?;
     }
-    let dtype = graph.value(graph.node(n).outputs[0]).ty.dtype;
-    let owned: Vec<Tensor> = inputs.iter().map(|t| (*t).clone()).collect();
-    run_fused(program, &owned, &shape, dtype).map_err(|e| at_node(&graph.describe(n), e))
+    let result = match &plan.fused[n.0] {
+        Some(prepared) => run_prepared(program, prepared, inputs, &shape),
+        // Not valid at planning: run_fused reports why, naming the node.
+        None => run_fused(program, inputs, &shape, graph.value(graph.node(n).outputs[0]).ty.dtype),
+    };
+    result.map_err(|e| at_node(&graph.describe(n), e))
 }
 
 /// Which nodes the fetched values depend on.

@@ -1,6 +1,7 @@
 //! Compiles a graph into a plan: op steps grouped into levels of independent nodes, and the liveness that frees each value after its last use.
 
 use crate::graph::{Graph, NodeId, NodeKind, ValueId};
+use crate::ops::fused::{PreparedFused, prepare};
 use crate::tensor::Tensor;
 use std::collections::HashMap;
 
@@ -23,6 +24,9 @@ pub(crate) struct Plan {
     pub in_place: Vec<Option<ValueId>>,
     /// Per value: named as a graph output (kept to the end of a run).
     pub is_output: Vec<bool>,
+    /// Per node: a fused node's program, validated once (`None` for other nodes, and for a
+    /// program that fails validation: running it reports why).
+    pub fused: Vec<Option<PreparedFused>>,
 }
 
 impl Plan {
@@ -98,7 +102,15 @@ impl Plan {
         for (_, v) in graph.outputs() {
             is_output[v.0] = true;
         }
-        Plan { graph, preset, levels, free_after, feedable, in_place, is_output }
+        let fused = graph
+            .nodes()
+            .iter()
+            .map(|node| match &node.kind {
+                NodeKind::Fused { program } => prepare(program, graph.value(node.outputs[0]).ty.dtype).ok(),
+                _ => None,
+            })
+            .collect();
+        Plan { graph, preset, levels, free_after, feedable, in_place, is_output, fused }
     }
 }
 

@@ -9,6 +9,7 @@ use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::runtime::{PARALLEL_THRESHOLD, install};
 use crate::tensor::Tensor;
+use crate::tensor::dims::Dims;
 use crate::tensor::layout::coalesce_joint;
 use half::{bf16, f16};
 use rayon::prelude::*;
@@ -155,7 +156,7 @@ pub static LOGICAL_NOT: OpDef = OpDef {
 };
 
 /// Broadcasts two shapes, naming `arg` on failure.
-fn broadcast_arg(op: &str, arg: &'static str, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
+fn broadcast_arg(op: &str, arg: &'static str, a: &[usize], b: &[usize]) -> Result<Dims> {
     broadcast_shapes(op, a, b).map_err(|e| match e {
         Error::ShapeMismatch { msg, .. } => Error::ShapeMismatch { arg, msg },
         other => other,

@@ -4,6 +4,7 @@ use super::attr::{AttrSpec, Attrs};
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::tensor::Tensor;
+use crate::tensor::dims::Dims;
 
 /// How an op touches memory; passes (fusion, autocast) ask the group, not the name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -66,20 +67,20 @@ impl ArgSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Meta {
     /// Dimensions.
-    pub shape: Vec<usize>,
+    pub shape: Dims,
     /// Element type.
     pub dtype: DType,
 }
 
 impl Meta {
     /// A meta from parts.
-    pub fn new(shape: impl Into<Vec<usize>>, dtype: DType) -> Meta {
+    pub fn new(shape: impl Into<Dims>, dtype: DType) -> Meta {
         Meta { shape: shape.into(), dtype }
     }
 
     /// The meta of a tensor.
     pub fn of(t: &Tensor) -> Meta {
-        Meta { shape: t.shape().to_vec(), dtype: t.dtype() }
+        Meta { shape: t.shape().into(), dtype: t.dtype() }
     }
 
     /// Element count.

@@ -4,8 +4,10 @@ use super::hook;
 use super::util::prefix;
 use super::{Attr, Attrs, ForwardCtx, InferCtx, Meta, OpDef, find_op};
 use crate::autograd;
+use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
+use crate::tensor::dims::Dims;
 
 pub(crate) fn check_arity(op: &OpDef, n: usize) -> Result<()> {
     let required = op.inputs.iter().filter(|a| !a.optional).count();
@@ -30,6 +32,13 @@ pub(crate) fn check_arity(op: &OpDef, n: usize) -> Result<()> {
 
 /// Runs `op` on `inputs` without recording: checks, inference, kernel.
 pub fn apply(op: &'static OpDef, inputs: &[&Tensor], attrs: &Attrs) -> Result<Vec<Tensor>> {
+    let owned: Vec<Tensor> = inputs.iter().map(|t| (*t).clone()).collect();
+    apply_owned(op, &owned, attrs)
+}
+
+/// [`apply`] over tensors the caller already holds (the executor's per-node path, which
+/// saves building a second list).
+pub fn apply_owned(op: &'static OpDef, inputs: &[Tensor], attrs: &Attrs) -> Result<Vec<Tensor>> {
     check_arity(op, inputs.len())?;
     if let Some(first) = inputs.first()
         && let Some((i, t)) = inputs.iter().enumerate().find(|(_, t)| t.device() != first.device())
@@ -44,19 +53,31 @@ pub fn apply(op: &'static OpDef, inputs: &[&Tensor], attrs: &Attrs) -> Result<Ve
             ),
         ));
     }
-    let metas: Vec<Meta> = inputs.iter().map(|t| Meta::of(t)).collect();
-    let outputs = (op.infer)(&InferCtx { op: op.name, inputs: &metas, attrs }).map_err(|e| prefix(op.name, e))?;
-    let owned: Vec<Tensor> = inputs.iter().map(|t| (*t).clone()).collect();
+    let outputs = with_metas(inputs, |metas| (op.infer)(&InferCtx { op: op.name, inputs: metas, attrs }))
+        .map_err(|e| prefix(op.name, e))?;
     // Kernels may call other ops; those are implementation details, never taped.
     let _no_grad = autograd::set_grad_enabled(false);
-    let result = (op.forward)(&ForwardCtx { op: op.name, inputs: &owned, attrs, outputs: &outputs })
-        .map_err(|e| prefix(op.name, e))?;
+    let result =
+        (op.forward)(&ForwardCtx { op: op.name, inputs, attrs, outputs: &outputs }).map_err(|e| prefix(op.name, e))?;
     debug_assert!(
         result.iter().zip(&outputs).all(|(t, m)| t.shape() == m.shape.as_slice() && t.dtype() == m.dtype),
         "{}: kernel disagrees with inference",
         op.name
     );
     Ok(result)
+}
+
+/// Calls `f` with the metas of `inputs`, on the stack for the usual few inputs: this runs for
+/// every node of every request.
+fn with_metas<R>(inputs: &[Tensor], f: impl FnOnce(&[Meta]) -> R) -> R {
+    const ON_STACK: usize = 4;
+    if inputs.len() <= ON_STACK {
+        let metas: [Meta; ON_STACK] =
+            std::array::from_fn(|i| inputs.get(i).map_or_else(|| Meta::new(Dims::new(), DType::F32), Meta::of));
+        f(&metas[..inputs.len()])
+    } else {
+        f(&inputs.iter().map(Meta::of).collect::<Vec<_>>())
+    }
 }
 
 /// Runs `op` and records it on the tape when some input requires grad.

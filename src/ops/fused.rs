@@ -113,19 +113,49 @@ impl FusedFloat for f64 {
 /// arity, a register out of range or read before it is computed, bad attributes) or inputs
 /// that do not match it (count, dtype, not broadcastable to `shape`) are errors.
 pub fn run_fused(prog: &FusedProgram, inputs: &[Tensor], shape: &[usize], dtype: DType) -> Result<Vec<Tensor>> {
-    let attrs = check(prog, inputs, shape, dtype)?;
-    match dtype {
-        DType::F32 => run::<f32>(prog, &attrs, inputs, shape),
-        DType::F64 => run::<f64>(prog, &attrs, inputs, shape),
-        _ => unreachable!("check admits f32 and f64 only"),
-    }
+    run_prepared(prog, &prepare(prog, dtype)?, inputs, shape)
 }
 
-/// Validates the program against the inputs; returns each step's attributes resolved for its op.
-fn check(prog: &FusedProgram, inputs: &[Tensor], shape: &[usize], dtype: DType) -> Result<Vec<Attrs>> {
+/// A program checked once for one dtype, with each step's attributes resolved: what
+/// [`run_prepared`] needs, so that a fused node serving many requests is validated once.
+#[derive(Debug)]
+pub struct PreparedFused {
+    dtype: DType,
+    attrs: Vec<Attrs>,
+}
+
+/// Validates `prog` for `dtype` (every error [`run_fused`] names about the program itself).
+pub fn prepare(prog: &FusedProgram, dtype: DType) -> Result<PreparedFused> {
     if !matches!(dtype, DType::F32 | DType::F64) {
         return Err(Error::Unsupported(format!("run_fused: {dtype} chains are not fused (f32 and f64 only)")));
     }
+    Ok(PreparedFused { dtype, attrs: check_program(prog, dtype)? })
+}
+
+/// [`run_fused`] with the program already validated by [`prepare`]; only the inputs are
+/// checked. `prepared` must come from this program (a step count that differs is an error).
+pub fn run_prepared(
+    prog: &FusedProgram,
+    prepared: &PreparedFused,
+    inputs: &[Tensor],
+    shape: &[usize],
+) -> Result<Vec<Tensor>> {
+    if prepared.attrs.len() != prog.steps.len() {
+        return Err(Error::invalid(
+            "prepared",
+            format!("run_fused: prepared for {} steps, the program has {}", prepared.attrs.len(), prog.steps.len()),
+        ));
+    }
+    check_inputs(prog, inputs, shape, prepared.dtype)?;
+    match prepared.dtype {
+        DType::F32 => run::<f32>(prog, &prepared.attrs, inputs, shape),
+        DType::F64 => run::<f64>(prog, &prepared.attrs, inputs, shape),
+        _ => unreachable!("prepare admits f32 and f64 only"),
+    }
+}
+
+/// Checks the inputs against the program: count, dtype, and broadcasting to `shape`.
+fn check_inputs(prog: &FusedProgram, inputs: &[Tensor], shape: &[usize], dtype: DType) -> Result<()> {
     if inputs.len() != prog.n_inputs {
         return Err(Error::invalid(
             "inputs",
@@ -153,6 +183,13 @@ fn check(prog: &FusedProgram, inputs: &[Tensor], shape: &[usize], dtype: DType) 
             ));
         }
     }
+    Ok(())
+}
+
+/// Validates the program's steps and outputs; returns each step's attributes resolved for its op.
+fn check_program(prog: &FusedProgram, dtype: DType) -> Result<Vec<Attrs>> {
+    // Pointwise inference does not depend on the shape: one element stands for any.
+    let shape = &[1usize][..];
     let in_range = |r: Reg, steps_before: usize| match r {
         Reg::Input(i) => i < prog.n_inputs,
         Reg::Step(j) => j < steps_before,

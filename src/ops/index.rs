@@ -11,6 +11,7 @@ use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::runtime::{PARALLEL_THRESHOLD, install};
 use crate::tensor::Tensor;
+use crate::tensor::dims::Dims;
 use crate::tensor::layout::normalize_axis;
 use crate::with_dtype;
 use half::{bf16, f16};
@@ -864,7 +865,7 @@ fn the_dim(attrs: &Attrs, ndim: usize) -> Result<usize> {
 }
 
 /// Checks a 1-D index for x along `dim` and returns `(dim, shape of x with dim resized to the index length)`.
-fn infer_index_along(ctx: &InferCtx, x: &Meta, index: &Meta) -> Result<(usize, Vec<usize>)> {
+fn infer_index_along(ctx: &InferCtx, x: &Meta, index: &Meta) -> Result<(usize, Dims)> {
     let dim = the_dim(ctx.attrs, x.shape.len())?;
     require_index(ctx.op, "index", index.dtype)?;
     if index.shape.len() != 1 {

@@ -12,6 +12,7 @@ use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::runtime::{PARALLEL_THRESHOLD, install, num_threads};
 use crate::tensor::Tensor;
+use crate::tensor::dims::Dims;
 use crate::tensor::layout::Layout;
 use half::{bf16, f16};
 use rayon::prelude::*;
@@ -26,7 +27,7 @@ fn dense(v: Val) -> Option<GradVal> {
 
 /// The output shape of a NumPy matmul. 1-D operands are promoted (`a` to a row, `b` to a
 /// column) and the added dimension is dropped from the output.
-fn matmul_shape(op: &str, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
+fn matmul_shape(op: &str, a: &[usize], b: &[usize]) -> Result<Dims> {
     for (arg, s) in [("a", a), ("b", b)] {
         if s.is_empty() {
             return Err(Error::shape(arg, format!("{op}: `{arg}` must have at least 1 dimension, given a 0-d tensor")));

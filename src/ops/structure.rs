@@ -9,6 +9,7 @@ use crate::backend::cpu::elementwise::new_host;
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
+use crate::tensor::dims::Dims;
 use crate::tensor::layout::normalize_axis;
 use crate::with_dtype;
 
@@ -412,7 +413,7 @@ pub static PAD: OpDef = OpDef {
         let x = ctx.inputs[0].raw_contiguous()?;
         // A 0-d tensor takes no pads: pad it as [1] so that the kernel always has a last dimension.
         let (x, oshape) =
-            if x.ndim() == 0 { (x.raw_reshape(&[1])?, vec![1]) } else { (x, ctx.outputs[0].shape.clone()) };
+            if x.ndim() == 0 { (x.raw_reshape(&[1])?, Dims::from([1])) } else { (x, ctx.outputs[0].shape.clone()) };
         let plan = PadPlan::new(ctx.attrs, x.shape())?;
         let value = ctx.attrs.float("value");
         let out = with_dtype!(x.dtype(), T => {

@@ -3,12 +3,13 @@
 use super::{Attrs, Emitter, InferCtx, Meta, OpDef, Val};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::tensor::dims::Dims;
 use crate::tensor::layout::normalize_axis;
 
 /// NumPy broadcasting of two shapes, or an error naming the op.
-pub fn broadcast_shapes(op: &str, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
+pub fn broadcast_shapes(op: &str, a: &[usize], b: &[usize]) -> Result<Dims> {
     let n = a.len().max(b.len());
-    let mut out = vec![0; n];
+    let mut out = Dims::filled(0, n);
     for i in 0..n {
         let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
         let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
@@ -93,8 +94,8 @@ pub fn resolve_axes(op: &str, axes: &[i64], ndim: usize) -> Result<Vec<usize>> {
 }
 
 /// The one-output meta list most inference functions return.
-pub fn one(shape: Vec<usize>, dtype: DType) -> Result<Vec<Meta>> {
-    Ok(vec![Meta { shape, dtype }])
+pub fn one(shape: impl Into<Dims>, dtype: DType) -> Result<Vec<Meta>> {
+    Ok(vec![Meta { shape: shape.into(), dtype }])
 }
 
 /// Emits `op` with no attributes (the common case in gradient rules).

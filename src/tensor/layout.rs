@@ -1,13 +1,14 @@
 //! Layout arithmetic: shape, element strides and offset, and every zero-copy view derived from them.
 
+use super::dims::Dims;
 use crate::error::{Error, Result};
 
 /// Where a tensor's elements sit in its storage: element `[i0, i1, ..]` lives at
 /// `offset + Σ i_k · strides[k]` (in elements, not bytes). Views change the layout only.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Layout {
-    shape: Vec<usize>,
-    strides: Vec<usize>,
+    shape: Dims,
+    strides: Dims,
     offset: usize,
 }
 
@@ -31,8 +32,8 @@ pub fn checked_numel(shape: &[usize], arg: &'static str) -> Result<usize> {
 }
 
 /// Row-major (C order) strides for `shape`.
-pub fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
-    let mut strides = vec![0; shape.len()];
+pub fn contiguous_strides(shape: &[usize]) -> Dims {
+    let mut strides = Dims::filled(0, shape.len());
     let mut acc = 1usize;
     for (s, &d) in strides.iter_mut().zip(shape).rev() {
         *s = acc;
@@ -44,11 +45,12 @@ pub fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
 impl Layout {
     /// A row-major contiguous layout at offset 0.
     pub fn contiguous(shape: &[usize]) -> Layout {
-        Layout { shape: shape.to_vec(), strides: contiguous_strides(shape), offset: 0 }
+        Layout { shape: shape.into(), strides: contiguous_strides(shape), offset: 0 }
     }
 
     /// A layout from raw parts; the caller vouches that it stays inside its storage.
-    pub fn from_parts(shape: Vec<usize>, strides: Vec<usize>, offset: usize) -> Layout {
+    pub fn from_parts(shape: impl Into<Dims>, strides: impl Into<Dims>, offset: usize) -> Layout {
+        let (shape, strides) = (shape.into(), strides.into());
         debug_assert_eq!(shape.len(), strides.len());
         Layout { shape, strides, offset }
     }
@@ -110,22 +112,27 @@ impl Layout {
 
     /// Strides for viewing this layout as `new_shape`, if possible without a copy: each run of
     /// old dimensions that is contiguous within itself can be split or merged freely.
-    fn view_strides(&self, new_shape: &[usize]) -> Option<Vec<usize>> {
+    fn view_strides(&self, new_shape: &[usize]) -> Option<Dims> {
         if self.numel() == 0 {
             return Some(contiguous_strides(new_shape));
         }
-        let old: Vec<(usize, usize)> =
-            self.shape.iter().copied().zip(self.strides.iter().copied()).filter(|&(d, _)| d != 1).collect();
-        let mut new_strides = vec![0; new_shape.len()];
+        // Size-1 dimensions carry no layout information: `before(i)` skips them below index i.
+        let before = |mut i: usize| {
+            while i > 0 && self.shape[i - 1] == 1 {
+                i -= 1;
+            }
+            i
+        };
+        let mut new_strides = Dims::filled(0, new_shape.len());
         let mut ni = new_shape.len();
-        let mut oi = old.len();
+        let mut oi = before(self.ndim());
         // Walk from the innermost dimension outward, matching chunks of equal element count.
         while oi > 0 {
-            let (mut chunk, base_stride) = old[oi - 1];
-            oi -= 1;
-            while oi > 0 && old[oi - 1].1 == chunk * base_stride {
-                chunk *= old[oi - 1].0;
-                oi -= 1;
+            let (mut chunk, base_stride) = (self.shape[oi - 1], self.strides[oi - 1]);
+            oi = before(oi - 1);
+            while oi > 0 && self.strides[oi - 1] == chunk * base_stride {
+                chunk *= self.shape[oi - 1];
+                oi = before(oi - 1);
             }
             let mut stride = base_stride;
             let mut covered = 1usize;
@@ -216,8 +223,8 @@ impl Layout {
             ));
         }
         let lead = shape.len() - n;
-        let mut out_shape = Vec::with_capacity(shape.len());
-        let mut out_strides = Vec::with_capacity(shape.len());
+        let mut out_shape = Dims::new();
+        let mut out_strides = Dims::new();
         for (i, &want) in shape.iter().enumerate() {
             let (have, stride) =
                 if i < lead { (None, 0) } else { (Some(self.shape[i - lead]), self.strides[i - lead]) };
@@ -285,8 +292,8 @@ impl Layout {
     /// An equivalent layout with size-1 dimensions dropped and mergeable neighbours merged,
     /// so that copy loops run over as few and as long rows as possible.
     pub fn coalesced(&self) -> Layout {
-        let mut shape: Vec<usize> = Vec::with_capacity(self.ndim());
-        let mut strides: Vec<usize> = Vec::with_capacity(self.ndim());
+        let mut shape = Dims::new();
+        let mut strides = Dims::new();
         for (&d, &s) in self.shape.iter().zip(&self.strides) {
             if d == 1 {
                 continue;
@@ -336,8 +343,8 @@ impl Layout {
 /// drops size-1 dimensions, so joint loops (binary kernels) run over long rows.
 pub fn coalesce_joint(layouts: &[&Layout]) -> Vec<Layout> {
     let shape = layouts[0].shape();
-    let mut out_shape: Vec<usize> = Vec::new();
-    let mut out_strides: Vec<Vec<usize>> = vec![Vec::new(); layouts.len()];
+    let mut out_shape = Dims::new();
+    let mut out_strides: Vec<Dims> = vec![Dims::new(); layouts.len()];
     for (d, &size) in shape.iter().enumerate() {
         if size == 1 {
             continue;
@@ -368,7 +375,7 @@ pub fn coalesce_joint(layouts: &[&Layout]) -> Vec<Layout> {
 }
 
 /// Resolves a requested shape with at most one -1 against `numel` elements.
-pub fn infer_shape(shape: &[i64], numel: usize) -> Result<Vec<usize>> {
+pub fn infer_shape(shape: &[i64], numel: usize) -> Result<Dims> {
     let mut infer_at = None;
     let mut known = 1usize;
     for (i, &d) in shape.iter().enumerate() {
@@ -383,7 +390,7 @@ pub fn infer_shape(shape: &[i64], numel: usize) -> Result<Vec<usize>> {
             }
         }
     }
-    let mut out: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
+    let mut out: Dims = shape.iter().map(|&d| d.max(0) as usize).collect();
     match infer_at {
         Some(i) if known != 0 && numel.is_multiple_of(known) => out[i] = numel / known,
         Some(_) => {

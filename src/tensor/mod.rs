@@ -1,6 +1,7 @@
 //! `Tensor`: shared storage seen through a layout, with a dtype; cheap to clone, views never copy.
 
 pub mod create;
+pub mod dims;
 mod display;
 pub mod grad;
 pub mod layout;

@@ -1,12 +1,15 @@
 //! bf16/f16 matrix products with f32 accumulation: AVX-512 kernels where the CPU has them, else via f32 gemm.
 //!
-//! [`lowp_gemm_into`] is the one entry. On x86_64 with AVX512-BF16, bf16 operands are packed
+//! [`lowp_gemm_into`] is the one entry. On x86_64 with AMX-BF16, bf16 products run on the tile
+//! registers (`amx`). Else, with AVX512-BF16, bf16 operands are packed
 //! into k-pairs and multiplied with `vdpbf16ps`; f16 operands (no native f16 dot product on
 //! these CPUs) are converted to f32 while packed and multiplied with an AVX-512 FMA kernel.
 //! Elsewhere, or when [`set_force_fallback`] is on, operands are converted to f32 in row
 //! blocks and multiplied by the f32 gemm. Either way every output element is rounded once,
 //! round-to-nearest-even, from its f32 sum.
 
+#[cfg(target_arch = "x86_64")]
+mod amx;
 mod fallback;
 #[cfg(target_arch = "x86_64")]
 mod kernel_x86;
@@ -113,10 +116,17 @@ pub fn set_force_fallback(on: bool) {
     FORCE_FALLBACK.store(on, Ordering::SeqCst);
 }
 
+#[cfg(target_arch = "x86_64")]
+pub use amx::set_disabled as set_amx_disabled;
+
 /// Whether [`lowp_gemm_into`] runs the native kernel for `T` now (the CPU has it and the
 /// fallback is not forced).
 pub fn uses_native<T: LowpFloat>() -> bool {
-    T::native_available() && !FORCE_FALLBACK.load(Ordering::SeqCst)
+    #[cfg(target_arch = "x86_64")]
+    let amx = T::DTYPE == crate::dtype::DType::BF16 && amx::available();
+    #[cfg(not(target_arch = "x86_64"))]
+    let amx = false;
+    (amx || T::native_available()) && !FORCE_FALLBACK.load(Ordering::SeqCst)
 }
 
 /// `dst = a · b (+ bias)` for bf16/f16 `a` (`m × k`) and `b` (`k × n`) read through any
@@ -158,6 +168,11 @@ pub fn lowp_gemm_into<T: LowpFloat, O: LowpOut>(
     }
     av.check(m, k, a.len(), "lhs")?;
     bv.check(k, n, b.len(), "rhs")?;
+    #[cfg(target_arch = "x86_64")]
+    if T::DTYPE == crate::dtype::DType::BF16 && !FORCE_FALLBACK.load(Ordering::SeqCst) && amx::available() {
+        amx::run((m, n, k), dst, dst_rs, T::bits(a), av, T::bits(b), bv, bias, threads);
+        return Ok(());
+    }
     #[cfg(target_arch = "x86_64")]
     if uses_native::<T>() {
         native::run((m, n, k), dst, dst_rs, a, av, b, bv, bias, threads);

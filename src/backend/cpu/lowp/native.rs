@@ -44,14 +44,14 @@ fn packed(pairs: bool, words: usize, fill: impl FnOnce(&mut [u16])) -> Panels {
 
 /// A destination pointer shared by tasks that write disjoint tiles.
 #[derive(Clone, Copy)]
-struct Dst<O>(*mut O);
+pub(super) struct Dst<O>(pub(super) *mut O);
 // SAFETY: tasks write disjoint elements (distinct row blocks or column chunks).
 unsafe impl<O> Send for Dst<O> {}
 unsafe impl<O> Sync for Dst<O> {}
 
 impl<O> Dst<O> {
     /// The pointer (a method, so closures capture the whole Send + Sync wrapper).
-    fn get(self) -> *mut O {
+    pub(super) fn get(self) -> *mut O {
         self.0
     }
 }

@@ -1,10 +1,11 @@
 //! bf16 vs f16 vs f32 square matmul throughput, single-threaded and on all threads.
 //! Run: `cargo bench --bench lowp_matmul [-- --quick]`; `DS_BENCH_THREADS` sets "all" (default 2).
 //! Prints GFLOP/s per dtype and size (median of samples after warm-up); the `bf16-fallback`
-//! line forces the portable path (convert to f32, f32 gemm) for comparison.
+//! line forces the portable path (convert to f32, f32 gemm) and `bf16-avx512` the AVX-512
+//! kernel on a CPU whose bf16 products otherwise run on AMX, for comparison.
 //! PyTorch's figures for the same shapes: benches/torch_lowp_peer.py.
 
-use deepseek::backend::cpu::lowp::set_force_fallback;
+use deepseek::backend::cpu::lowp::{set_amx_disabled, set_force_fallback};
 use deepseek::{DType, Device, Generator, Result, Tensor};
 
 mod common;
@@ -24,18 +25,21 @@ fn main() -> Result<()> {
             let flop = 2.0 * (n * n * n) as f64;
             let reps = (2_000_000_000 / (2 * n * n * n)).clamp(1, 200);
             let mut line = format!("threads={threads} n={n}:");
-            for (name, dtype, fallback) in [
-                ("f32", DType::F32, false),
-                ("bf16", DType::BF16, false),
-                ("f16", DType::F16, false),
-                ("bf16-fallback", DType::BF16, true),
+            for (name, dtype, fallback, no_amx) in [
+                ("f32", DType::F32, false, false),
+                ("bf16", DType::BF16, false, false),
+                ("f16", DType::F16, false, false),
+                ("bf16-fallback", DType::BF16, true, false),
+                ("bf16-avx512", DType::BF16, false, true),
             ] {
                 let (a, b) = (randn(&[n, n], 1, dtype)?, randn(&[n, n], 2, dtype)?);
                 set_force_fallback(fallback);
+                set_amx_disabled(no_amx);
                 let s = median_secs(if quick { 3 } else { 7 }, reps, || {
                     a.matmul(&b).unwrap();
                 });
                 set_force_fallback(false);
+                set_amx_disabled(false);
                 line += &format!(" {name} {:.1}", flop / s / 1e9);
             }
             println!("{line}");

@@ -340,17 +340,17 @@ fn linear_f<T: GemmFloat>(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, out_sha
     if rows == 1 && w.is_contiguous() && x2.is_contiguous() {
         let wslice = &ws[w.layout().offset()..w.layout().offset() + outf * inf];
         let xslice = &host_slice::<T>(&x2)?[x2.layout().offset()..x2.layout().offset() + inf];
-        let out = new_host::<T>(&[rows, outf], |out| {
+        // The output is made in its final shape: [rows, outf] elements in order.
+        return new_host::<T>(out_shape, |out| {
             for (j, y) in out.iter_mut().enumerate() {
                 *y = bias.map_or(<T as crate::dtype::Element>::zero(), |(bs, off, st)| bs[off + j * st]);
             }
             gemv(xslice, wslice, (outf, inf), out);
-        })?;
-        return out.raw_reshape(&out_shape.iter().map(|&d| d as i64).collect::<Vec<_>>());
+        });
     }
     let threads = num_threads();
     let mut result = Ok(());
-    let out = new_host::<T>(&[rows, outf], |out| {
+    let out = new_host::<T>(out_shape, |out| {
         if let Some((bs, off, st)) = bias {
             for row in out.chunks_mut(outf) {
                 for (j, y) in row.iter_mut().enumerate() {
@@ -360,8 +360,7 @@ fn linear_f<T: GemmFloat>(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, out_sha
         }
         result = gemm_into((rows, outf, inf), out, outf, bias.is_some(), xs, xv, ws, wv, threads);
     })?;
-    result?;
-    out.raw_reshape(&out_shape.iter().map(|&d| d as i64).collect::<Vec<_>>())
+    result.map(|()| out)
 }
 
 /// `x · Wᵀ + bias` for bf16/f16: Wᵀ is read through strides by the packing (no transposed
@@ -387,11 +386,10 @@ fn linear_lowp<T: LowpFloat + LowpOut>(
     let (xs, ws) = (host_slice::<T>(&x2)?, host_slice::<T>(w)?);
     let threads = num_threads();
     let mut result = Ok(());
-    let out = new_host::<T>(&[rows, outf], |out| {
+    let out = new_host::<T>(out_shape, |out| {
         result = lowp_gemm_into((rows, outf, inf), out, outf, xs, xv, ws, wv, bias32.as_deref(), threads);
     })?;
-    result?;
-    out.raw_reshape(&out_shape.iter().map(|&d| d as i64).collect::<Vec<_>>())
+    result.map(|()| out)
 }
 
 fn linear_forward(ctx: &ForwardCtx) -> Result<Vec<Tensor>> {

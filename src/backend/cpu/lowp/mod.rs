@@ -119,6 +119,11 @@ pub fn set_force_fallback(on: bool) {
 #[cfg(target_arch = "x86_64")]
 pub use amx::set_disabled as set_amx_disabled;
 
+/// Turns the AMX path off; there is none on this architecture. For tests and benchmarks only.
+#[cfg(not(target_arch = "x86_64"))]
+#[doc(hidden)]
+pub fn set_amx_disabled(_on: bool) {}
+
 /// Whether [`lowp_gemm_into`] runs the native kernel for `T` now (the CPU has it and the
 /// fallback is not forced).
 pub fn uses_native<T: LowpFloat>() -> bool {

@@ -45,9 +45,37 @@ pub(super) fn pack_a(
 
 /// Packs the `k × NR` column panel starting at column `j0` of the `k × n` matrix `src` (`cols`
 /// valid columns) as `[kpad / ks][NR][ks]` (`out` is that long), zero past `cols` and `k`.
-pub(super) fn pack_b(src: &[u16], v: MatView, (j0, cols): (usize, usize), k: usize, ks: usize, out: &mut [u16]) {
+pub(super) fn pack_b(src: &[u16], v: MatView, panel: (usize, usize), k: usize, ks: usize, out: &mut [u16]) {
+    // A constant pair width turns the index arithmetic into shifts.
+    match ks {
+        2 => pack_b_ks::<2>(src, v, panel, k, out),
+        _ => pack_b_ks::<1>(src, v, panel, k, out),
+    }
+}
+
+fn pack_b_ks<const KS: usize>(src: &[u16], v: MatView, (j0, cols): (usize, usize), k: usize, out: &mut [u16]) {
+    let at = |q: usize, c: usize| (q / KS * NR + c) * KS + q % KS;
+    if KS == 2 && v.cs == 1 && cols == NR {
+        // Row-major b, a full panel: interleave two source rows per packed row (vectorises).
+        let pairs = k / 2;
+        for (p, d) in out.chunks_exact_mut(2 * NR).take(pairs).enumerate() {
+            let r0 = &src[v.off + 2 * p * v.rs + j0..][..NR];
+            let r1 = &src[v.off + (2 * p + 1) * v.rs + j0..][..NR];
+            for c in 0..NR {
+                d[2 * c] = r0[c];
+                d[2 * c + 1] = r1[c];
+            }
+        }
+        out[pairs * 2 * NR..].fill(0);
+        if k % 2 == 1 {
+            let r0 = &src[v.off + (k - 1) * v.rs + j0..][..NR];
+            for (c, &x) in r0.iter().enumerate() {
+                out[at(k - 1, c)] = x;
+            }
+        }
+        return;
+    }
     out.fill(0);
-    let at = |q: usize, c: usize| (q / ks * NR + c) * ks + q % ks;
     if v.cs == 1 || v.rs > v.cs {
         // Rows of b are the contiguous (or nearer) direction: walk each row.
         for q in 0..k {

@@ -8,7 +8,7 @@
 //! request fails the AVX-512 driver runs instead.
 
 use super::LowpOut;
-use super::native::Dst;
+use super::native::{Dst, split_tasks, write_tile_row};
 use super::pack::{NR, pack_b};
 use crate::backend::cpu::gemm::MatView;
 use crate::runtime::install;
@@ -155,6 +155,23 @@ impl Drop for Tiles {
 /// Copies rows `i0..i0 + rows` of the `m × k` bf16 matrix `src` into `out`, row-major with
 /// `kpad` columns, zero past `rows` (up to a multiple of 32) and past `k`.
 fn pack_rows(src: &[u16], v: MatView, (i0, rows): (usize, usize), k: usize, kpad: usize, out: &mut [u16]) {
+    if v.cs != 1 && v.rs < v.cs {
+        // A transposed operand (a gradient's xᵀ): its columns are contiguous. Read them in
+        // order, eight at a time, and scatter into the rows, which sit in cache.
+        out.fill(0);
+        const Q: usize = 8;
+        for q0 in (0..k).step_by(Q) {
+            let qs = Q.min(k - q0);
+            for i in 0..rows {
+                let base = v.off + (i0 + i) * v.rs + q0 * v.cs;
+                let row = &mut out[i * kpad + q0..i * kpad + q0 + qs];
+                for (q, d) in row.iter_mut().enumerate() {
+                    *d = src[base + q * v.cs];
+                }
+            }
+        }
+        return;
+    }
     for (i, row) in out.chunks_exact_mut(kpad).enumerate() {
         if i >= rows {
             row.fill(0);
@@ -198,11 +215,7 @@ pub(super) fn run<O: LowpOut>(
     } else {
         bp.chunks_exact_mut(kpad * NR).enumerate().for_each(pack);
     }
-    // Split columns too when there are too few row blocks to keep every thread busy.
-    let mb = m.div_ceil(MC);
-    let nchunks = if parallel && mb < 4 * threads { np.min((4 * threads).div_ceil(mb)) } else { 1 };
-    let per_chunk = np.div_ceil(nchunks);
-    let nchunks = np.div_ceil(per_chunk);
+    let (mb, nchunks, per_chunk) = split_tasks(m, MC, np, parallel, threads);
     let out = Dst(dst.as_mut_ptr());
     let bp = &bp;
     let task = |t: usize| {
@@ -223,21 +236,12 @@ pub(super) fn run<O: LowpOut>(
                     tiles.block(kt, ap.as_ptr().add(u * BLOCK * kpad), kpad, bp.as_ptr().add(j * kpad * NR), &mut tile)
                 };
                 for r in 0..BLOCK.min(rows - u * BLOCK) {
-                    let src = &tile[r * BLOCK..r * BLOCK + cols];
-                    let src = match bias {
-                        Some(bias) => {
-                            for ((o, &s), &c) in row.iter_mut().zip(src).zip(&bias[j0..j0 + cols]) {
-                                *o = s + c;
-                            }
-                            &row[..cols]
-                        }
-                        None => src,
-                    };
                     let i = i0 + u * BLOCK + r;
                     // SAFETY: (i, j0..j0+cols) lies inside the checked dst view, and only this
                     // task writes this row segment.
-                    let d = unsafe { std::slice::from_raw_parts_mut(out.get().add(i * dst_rs + j0), cols) };
-                    O::write_row(src, d);
+                    unsafe {
+                        write_tile_row(&tile[r * BLOCK..r * BLOCK + cols], bias, j0, out, i * dst_rs + j0, &mut row)
+                    };
                 }
             }
         }

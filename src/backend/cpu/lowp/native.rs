@@ -56,6 +56,44 @@ impl<O> Dst<O> {
     }
 }
 
+/// Splits `m` rows (blocks of `mc`) × `np` column panels into tasks: returns (row blocks,
+/// column chunks, panels per chunk). Columns are split too when there are too few row blocks
+/// to keep every thread busy.
+pub(super) fn split_tasks(m: usize, mc: usize, np: usize, parallel: bool, threads: usize) -> (usize, usize, usize) {
+    let mb = m.div_ceil(mc);
+    let nchunks = if parallel && mb < 4 * threads { np.min((4 * threads).div_ceil(mb)) } else { 1 };
+    let per_chunk = np.div_ceil(nchunks);
+    (mb, np.div_ceil(per_chunk), per_chunk)
+}
+
+/// Writes one row of a finished tile: `src` plus `bias[j0..]` when given (summed in `scratch`),
+/// rounded once into the destination at element `at`.
+///
+/// # Safety
+/// `at .. at + src.len()` lies inside the destination, and only the calling task writes it.
+pub(super) unsafe fn write_tile_row<O: LowpOut>(
+    src: &[f32],
+    bias: Option<&[f32]>,
+    j0: usize,
+    dst: Dst<O>,
+    at: usize,
+    scratch: &mut [f32; NR],
+) {
+    let cols = src.len();
+    let src = match bias {
+        Some(bias) => {
+            for ((o, &s), &c) in scratch.iter_mut().zip(src).zip(&bias[j0..j0 + cols]) {
+                *o = s + c;
+            }
+            &scratch[..cols]
+        }
+        None => src,
+    };
+    // SAFETY: by the caller's contract.
+    let d = unsafe { std::slice::from_raw_parts_mut(dst.get().add(at), cols) };
+    O::write_row(src, d);
+}
+
 /// See [`super::lowp_gemm_into`]; inputs already checked. Requires `T::native_available()`.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn run<T: LowpFloat, O: LowpOut>(
@@ -84,11 +122,7 @@ pub(super) fn run<T: LowpFloat, O: LowpOut>(
             h.chunks_exact_mut(kpad * NR).enumerate().for_each(pack);
         }
     });
-    // Split columns too when there are too few row blocks to keep every thread busy.
-    let mb = m.div_ceil(MC);
-    let nchunks = if parallel && mb < 4 * threads { np.min((4 * threads).div_ceil(mb)) } else { 1 };
-    let per_chunk = np.div_ceil(nchunks);
-    let nchunks = np.div_ceil(per_chunk);
+    let (mb, nchunks, per_chunk) = split_tasks(m, MC, np, parallel, threads);
     let out = Dst(dst.as_mut_ptr());
     let task = |t: usize| {
         let (bi, ci) = (t / nchunks, t % nchunks);
@@ -114,21 +148,10 @@ pub(super) fn run<T: LowpFloat, O: LowpOut>(
                     }
                 }
                 for r in 0..MR.min(rows - u * MR) {
-                    let src = &tile[r * NR..r * NR + cols];
-                    let src = match bias {
-                        Some(bias) => {
-                            for ((o, &s), &c) in row.iter_mut().zip(src).zip(&bias[j0..j0 + cols]) {
-                                *o = s + c;
-                            }
-                            &row[..cols]
-                        }
-                        None => src,
-                    };
                     let i = i0 + u * MR + r;
                     // SAFETY: (i, j0..j0+cols) lies inside the checked dst view, and only
                     // this task writes this row segment.
-                    let d = unsafe { std::slice::from_raw_parts_mut(out.get().add(i * dst_rs + j0), cols) };
-                    O::write_row(src, d);
+                    unsafe { write_tile_row(&tile[r * NR..r * NR + cols], bias, j0, out, i * dst_rs + j0, &mut row) };
                 }
             }
         }

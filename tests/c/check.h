@@ -43,20 +43,33 @@ static void fail_in(const char *file, int line, const char *what, const char *de
 #include <string.h>
 
 /* The message of the last CHECK_ERR, for tests that inspect it further. */
-static char g_msg[1024];
+static char g_last_msg[1024];
 
-/* The call must fail with `want` and a message containing `needle`. */
-static void check_err_at(int line, const char *expr, DsStatus got, DsStatus want, const char *needle) {
-    snprintf(g_msg, sizeof g_msg, "%s", ds_last_error());
-    if (got == want && strstr(g_msg, needle)) {
+/* True when `msg` contains every '&'-separated needle. */
+static int mentions(const char *msg, const char *needles) {
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", needles);
+    for (char *p = buf, *amp; p; p = amp ? amp + 1 : NULL) {
+        amp = strchr(p, '&');
+        if (amp) *amp = '\0';
+        if (*p && !strstr(msg, p)) return 0;
+    }
+    return 1;
+}
+
+/* The call must fail with exactly `want` and a message containing every '&'-separated needle. */
+static void check_err_at(int line, const char *expr, DsStatus got, DsStatus want, const char *needles) {
+    snprintf(g_last_msg, sizeof g_last_msg, "%s", ds_last_error());
+    if (got == want && mentions(g_last_msg, needles)) {
         g_pass++;
     } else {
         char d[1400];
-        snprintf(d, sizeof d, "expected %s mentioning \"%s\", got %d: \"%s\"", ds_status_name(want), needle, got, g_msg);
+        snprintf(d, sizeof d, "expected %s mentioning \"%s\", got %s (%d): \"%s\"", ds_status_name(want), needles,
+                 ds_status_name(got) ? ds_status_name(got) : "?", got, g_last_msg);
         fail_at(line, expr, d);
     }
 }
-#define CHECK_ERR(call, status, needle) check_err_at(__LINE__, #call, (call), (status), (needle))
+#define CHECK_ERR(call, status, needles) check_err_at(__LINE__, #call, (call), (status), (needles))
 #endif
 
 #endif

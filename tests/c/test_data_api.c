@@ -15,21 +15,8 @@
 
 /* ------------------------------------------------------------------ framework */
 
+#define DS_CHECK_ERR_MESSAGES /* CHECK_ERR from check.h */
 #include "check.h"
-
-/* The call must fail with exactly `status` and a message containing `needle`. */
-static void check_err_at(int line, const char *expr, DsStatus got, DsStatus want, const char *needle) {
-    const char *msg = ds_last_error();
-    if (got == want && strstr(msg, needle)) {
-        g_pass++;
-    } else {
-        char d_[1024];
-        snprintf(d_, sizeof d_, "expected %s mentioning \"%s\", got %s (%d): \"%s\"", ds_status_name(want), needle,
-                 ds_status_name(got) ? ds_status_name(got) : "?", got, msg);
-        fail_at(line, expr, d_);
-    }
-}
-#define CHECK_ERR(call, status, needle) check_err_at(__LINE__, #call, (call), (status), (needle))
 
 /* ------------------------------------------------------------------ helpers */
 

@@ -18,36 +18,8 @@
 
 /* ------------------------------------------------------------------ framework */
 
+#define DS_CHECK_ERR_MESSAGES /* CHECK_ERR from check.h */
 #include "check.h"
-
-static char g_last_msg[1024];
-
-/* True when `msg` contains every '&'-separated needle. */
-static int mentions(const char *msg, const char *needles) {
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", needles);
-    for (char *p = buf, *amp; p; p = amp ? amp + 1 : NULL) {
-        amp = strchr(p, '&');
-        if (amp) *amp = '\0';
-        if (*p && !strstr(msg, p)) return 0;
-    }
-    return 1;
-}
-
-/* The call must fail with exactly `status` and a message containing every '&'-separated
- * needle. */
-static void check_err_at(int line, const char *expr, DsStatus got, DsStatus want, const char *needles) {
-    snprintf(g_last_msg, sizeof g_last_msg, "%s", ds_last_error());
-    if (got == want && mentions(g_last_msg, needles)) {
-        g_pass++;
-    } else {
-        char d_[1400];
-        snprintf(d_, sizeof d_, "expected %s mentioning \"%s\", got %s (%d): \"%s\"", ds_status_name(want), needles,
-                 ds_status_name(got) ? ds_status_name(got) : "?", got, g_last_msg);
-        fail_at(line, expr, d_);
-    }
-}
-#define CHECK_ERR(call, status, needles) check_err_at(__LINE__, #call, (call), (status), (needles))
 
 /* ------------------------------------------------------------------ helpers */
 

@@ -33,6 +33,11 @@ fn time_steps(
         })
         .collect::<Result<_>>()?;
     let last = tr.step(&feeds(0))?;
+    if let Some(p) = tr.last_profile() {
+        // The top rows of the last step: where the time goes.
+        let top: String = p.to_string().lines().take(26).map(|l| format!("    {l}\n")).collect();
+        println!("  profile of one step ({:.2} ms in nodes):\n{top}", p.total_nanos() as f64 / 1e6);
+    }
     ms.sort_by(f64::total_cmp);
     Ok((ms[ms.len() / 2], first, last))
 }
@@ -51,35 +56,43 @@ fn compare(label: &str, graph: &Graph, base: TrainerOptions, pool: &[Batch], war
 }
 
 fn main() -> Result<()> {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    // `--profile` prints each configuration's per-op times; `mlp` or `dcn` runs one workload.
+    let profile = args.iter().any(|a| a == "--profile");
+    let only = |w: &str| !args.iter().any(|a| a == "mlp" || a == "dcn") || args.iter().any(|a| a == w);
     deepseek::runtime::set_num_threads(2)?;
     println!("# libdeepseek {} bf16 autocast vs f32 training step, 2 threads (median)", deepseek::VERSION);
     let mut g = Generator::new(3);
-
-    let mlp = mlp_classifier(&MlpClassifierConfig {
-        inputs: 784,
-        hidden: vec![512, 512],
-        classes: 10,
-        activation: "relu".into(),
-        seed: 0,
-    })?;
-    let pool: Vec<Batch> = (0..8)
-        .map(|_| {
-            let x = Tensor::rand_normal(&[128, 784], 0.0, 1.0, DType::F32, Device::Cpu, &mut g)?;
-            let labels: Vec<i64> = (0..128).map(|_| (g.next_u64() % 10) as i64).collect();
-            Ok(vec![("x", x), ("label", Tensor::from_slice(&labels, &[128])?)])
-        })
-        .collect::<Result<_>>()?;
-    let sgd = OptimizerConfig::Sgd { momentum: 0.0, nesterov: false, weight_decay: 0.0 };
-    let steps = if quick { 20 } else { 200 };
-    compare(
-        "mlp 784-512-512-10 batch 128 sgd",
-        &mlp,
-        TrainerOptions { optimizer: sgd, lr: 0.01, ..Default::default() },
-        &pool,
-        20,
-        steps,
-    )?;
+    if only("mlp") {
+        let mlp = mlp_classifier(&MlpClassifierConfig {
+            inputs: 784,
+            hidden: vec![512, 512],
+            classes: 10,
+            activation: "relu".into(),
+            seed: 0,
+        })?;
+        let pool: Vec<Batch> = (0..8)
+            .map(|_| {
+                let x = Tensor::rand_normal(&[128, 784], 0.0, 1.0, DType::F32, Device::Cpu, &mut g)?;
+                let labels: Vec<i64> = (0..128).map(|_| (g.next_u64() % 10) as i64).collect();
+                Ok(vec![("x", x), ("label", Tensor::from_slice(&labels, &[128])?)])
+            })
+            .collect::<Result<_>>()?;
+        let sgd = OptimizerConfig::Sgd { momentum: 0.0, nesterov: false, weight_decay: 0.0 };
+        let steps = if quick { 20 } else { 200 };
+        compare(
+            "mlp 784-512-512-10 batch 128 sgd",
+            &mlp,
+            TrainerOptions { optimizer: sgd, lr: 0.01, profile, ..Default::default() },
+            &pool,
+            20,
+            steps,
+        )?;
+    }
+    if !only("dcn") {
+        return Ok(());
+    }
 
     let dcn = dcn_v2(&CtrModelConfig::default())?;
     let mut stream = CtrGenerator::new(CtrConfig::criteo_bench(), 1)?;
@@ -98,6 +111,7 @@ fn main() -> Result<()> {
         }),
         lr: 1e-2,
         sparse_lr: Some(1e-2),
+        profile,
         ..Default::default()
     };
     let (warm, steps) = if quick { (1, 3) } else { (2, 10) };

@@ -4,6 +4,8 @@
 //! line forces the portable path (convert to f32, f32 gemm) and `bf16-avx512` the AVX-512
 //! kernel on a CPU whose bf16 products otherwise run on AMX, for comparison.
 //! PyTorch's figures for the same shapes: benches/torch_lowp_peer.py.
+//! `-- shapes` times only the training products of the autocast workloads (forward x·Wᵀ,
+//! input gradient g·W, weight gradient gᵀ·x of the DCN-v2 and MLP layers), f32 against bf16.
 
 use deepseek::backend::cpu::lowp::{set_amx_disabled, set_force_fallback};
 use deepseek::{DType, Device, Generator, Result, Tensor};
@@ -15,10 +17,50 @@ fn randn(shape: &[usize], seed: u64, dtype: DType) -> Result<Tensor> {
     Tensor::rand_normal(shape, 0.0, 1.0, DType::F32, Device::Cpu, &mut Generator::new(seed))?.cast(dtype)
 }
 
+/// The three products of a linear layer's training step, `batch` rows, `inf` → `outf`,
+/// in f32 and bf16 on all threads: GFLOP/s of each.
+fn training_shapes(all: usize, quick: bool) -> Result<()> {
+    deepseek::runtime::set_num_threads(all)?;
+    for (label, batch, inf, outf) in
+        [("dcn cross", 4096, 429, 429), ("dcn deep0", 4096, 429, 512), ("mlp hidden0", 128, 784, 512)]
+    {
+        let flop = 2.0 * (batch * inf * outf) as f64;
+        let reps = (1_000_000_000 / flop as usize).clamp(1, 200);
+        let mut line = format!("threads={all} {label} [{batch}x{inf}]->[{batch}x{outf}]:");
+        for dtype in [DType::F32, DType::BF16] {
+            let x = randn(&[batch, inf], 1, dtype)?;
+            let w = randn(&[outf, inf], 2, dtype)?;
+            let g = randn(&[batch, outf], 3, dtype)?;
+            let (gt, wt) = (g.transpose(0, 1)?, w.transpose(0, 1)?);
+            let samples = if quick { 3 } else { 7 };
+            let fwd = median_secs(samples, reps, || {
+                x.matmul(&wt).unwrap();
+            });
+            let dgrad = median_secs(samples, reps, || {
+                g.matmul(&w).unwrap();
+            });
+            let wgrad = median_secs(samples, reps, || {
+                gt.matmul(&x).unwrap();
+            });
+            line += &format!(
+                " {dtype} fwd {:.1} dgrad {:.1} wgrad {:.1}",
+                flop / fwd / 1e9,
+                flop / dgrad / 1e9,
+                flop / wgrad / 1e9
+            );
+        }
+        println!("{line}");
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let quick = std::env::args().any(|a| a == "--quick");
     let all: usize = std::env::var("DS_BENCH_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
     println!("# libdeepseek {} low-precision matmul bench (GFLOP/s, median)", deepseek::VERSION);
+    if std::env::args().any(|a| a == "shapes") {
+        return training_shapes(all, quick);
+    }
     for threads in [1, all] {
         deepseek::runtime::set_num_threads(threads)?;
         for n in [512usize, 1024, 2048] {

@@ -225,9 +225,35 @@ fn a_cancelled_run_stops_with_cancelled() {
     let a = normal(&[2, 3], 1);
     let token = CancelToken::new();
     token.cancel();
-    let opts = RunOptions { cancel: Some(token.clone()), track_memory: false };
+    let opts = RunOptions { cancel: Some(token.clone()), ..Default::default() };
     let err = ex.run_with(&[("x", &a), ("y", &a)], &["s"], &opts).unwrap_err();
     assert!(matches!(err, Error::Cancelled(_)), "{err}");
     token.reset();
     assert!(ex.run_with(&[("x", &a), ("y", &a)], &["s"], &opts).is_ok());
+}
+
+#[test]
+fn a_profiled_run_times_every_node_by_op_and_types() {
+    let mut b = GraphBuilder::new();
+    let x = b.input("x", DType::F32, &[Dim::sym("n"), Dim::Fixed(3)]).unwrap();
+    let w = b.param("w", &normal(&[3, 3], 1), true).unwrap();
+    let h = b.op1("matmul", &[x, w], &[]).unwrap();
+    let h2 = b.op1("matmul", &[h, w], &[]).unwrap();
+    let s = b.op1("sum", &[h2], &[]).unwrap();
+    b.output("s", s).unwrap();
+    let ex = Executor::new(&b.finish().unwrap(), level(0)).unwrap();
+    let x = normal(&[4, 3], 2);
+    let (_, plain) = ex.run_with(&[("x", &x)], &["s"], &RunOptions::default()).unwrap();
+    assert!(plain.profile.is_none(), "profiling is off by default");
+    let (out, stats) = ex.run_with(&[("x", &x)], &["s"], &RunOptions { profile: true, ..Default::default() }).unwrap();
+    assert_eq!(bits(&out[0]), bits(&ex.run(&[("x", &x)], &["s"]).unwrap()[0]));
+    let p = stats.profile.expect("a profile");
+    // The two matmuls share a signature (same op, same types): one row with two calls.
+    let mm: Vec<_> = p.ops.iter().filter(|o| o.signature.starts_with("matmul(")).collect();
+    assert_eq!(mm.len(), 1, "{p}");
+    assert_eq!(mm[0].calls, 2);
+    assert!(mm[0].signature.contains("f32[n, 3]"), "{}", mm[0].signature);
+    assert_eq!(p.ops.iter().map(|o| o.calls).sum::<usize>(), stats.nodes_run);
+    assert!(p.ops.windows(2).all(|w| w[0].nanos >= w[1].nanos), "slowest first");
+    assert!(p.to_string().lines().count() == p.ops.len() + 1);
 }

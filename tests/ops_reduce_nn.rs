@@ -691,3 +691,28 @@ fn sums_over_leading_axes_add_whole_rows() {
     let xt = x.permute(&[1, 0, 2]).unwrap();
     close(&vals(&xt.sum(&[0, 1], false).unwrap()), &want01, 1e-12);
 }
+
+/// bf16 and f16 sums over leading axes (bias gradients under autocast) add in f32 and round
+/// once: within one output ulp of the exact sum, and the same on one thread as on several.
+#[test]
+fn half_precision_leading_sums_round_once() {
+    for (dtype, mant) in [(DType::BF16, 8), (DType::F16, 11)] {
+        for shape in [vec![2000usize, 40], vec![7, 5, 33], vec![1, 17]] {
+            let x = randn(&shape, 11).cast(dtype).unwrap();
+            let exact = randn(&shape, 11).cast(dtype).unwrap().raw_cast(DType::F64).unwrap();
+            let axes: Vec<i64> = (0..shape.len() as i64 - 1).collect();
+            let want = vals(&exact.sum(&axes, false).unwrap());
+            let got = x.sum(&axes, false).unwrap();
+            assert_eq!(got.dtype(), dtype);
+            for (g, w) in vals(&got).iter().zip(&want) {
+                let ulp = 2f64.powi(w.abs().max(1e-3).log2().floor() as i32 - (mant - 1));
+                assert!((g - w).abs() <= ulp, "{dtype} {shape:?}: {g} vs exact {w}");
+            }
+            let before = deepseek::runtime::num_threads();
+            deepseek::runtime::set_num_threads(1).unwrap();
+            let serial = x.sum(&axes, false).unwrap();
+            deepseek::runtime::set_num_threads(before).unwrap();
+            assert_eq!(vals(&serial), vals(&got), "{dtype} {shape:?}: thread count changed the sum");
+        }
+    }
+}

@@ -399,3 +399,22 @@ fn a_training_process_killed_with_sigkill_resumes_bitwise() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&plain);
 }
+
+#[test]
+fn a_profiled_trainer_reports_where_each_step_went() {
+    let g = model(2);
+    let mut plain = Trainer::new(&g, "loss", TrainerOptions { optimizer: adam(), ..Default::default() }).unwrap();
+    step(&mut plain, 0).unwrap();
+    assert!(plain.last_profile().is_none());
+    let opts = TrainerOptions { optimizer: adam(), profile: true, ..Default::default() };
+    let mut t = Trainer::new(&g, "loss", opts).unwrap();
+    assert!(t.last_profile().is_none(), "no step yet");
+    step(&mut t, 0).unwrap();
+    let p = t.last_profile().expect("a profile after a step").clone();
+    assert!(p.total_nanos() > 0);
+    // The forward and backward graph of the model: its embedding lookup and its products.
+    assert!(p.ops.iter().any(|o| o.signature.starts_with("embedding")), "{p}");
+    assert!(p.ops.iter().any(|o| o.signature.contains("matmul") || o.signature.contains("linear")), "{p}");
+    step(&mut t, 1).unwrap();
+    assert_eq!(t.last_profile().unwrap().ops.len(), p.ops.len(), "each step replaces the last profile");
+}

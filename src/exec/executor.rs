@@ -2,6 +2,7 @@
 
 use super::cancel::CancelToken;
 use super::plan::Plan;
+use super::profile::Profile;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::graph::dim::Bindings;
@@ -15,6 +16,7 @@ use rayon::prelude::*;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// How to compile a graph.
 #[derive(Debug, Clone)]
@@ -42,6 +44,8 @@ pub struct RunOptions {
     pub cancel: Option<CancelToken>,
     /// Count the bytes of live intermediate values (costs a little per node).
     pub track_memory: bool,
+    /// Time every node and return the times by kind of node in [`RunStats::profile`].
+    pub profile: bool,
 }
 
 /// What a run measured.
@@ -57,6 +61,9 @@ pub struct RunStats {
     pub peak_intermediate_bytes: usize,
     /// Bytes of the computed graph outputs held at the end of the run (with `track_memory`).
     pub output_bytes: usize,
+    /// Where the run's time went, by kind of node (with `profile`; nodes run in place over
+    /// a dying input are not timed).
+    pub profile: Option<Profile>,
 }
 
 /// A compiled graph. `run` may be called from many threads at once: the plan is immutable
@@ -134,7 +141,17 @@ impl Executor {
         };
         // Reused across levels: a request should not allocate per level.
         let mut todo: Vec<NodeId> = Vec::new();
-        let mut results: Vec<(NodeId, Result<Vec<Tensor>>)> = Vec::new();
+        let mut results: Vec<(NodeId, Result<Vec<Tensor>>, u64)> = Vec::new();
+        let mut node_nanos: Vec<(NodeId, u64)> = Vec::new();
+        let run = |n: NodeId, vals: &[Option<Tensor>]| {
+            if options.profile {
+                let t = Instant::now();
+                let r = run_node(plan, n, vals);
+                (n, r, t.elapsed().as_nanos() as u64)
+            } else {
+                (n, run_node(plan, n, vals), 0)
+            }
+        };
         for (li, level) in plan.levels.iter().enumerate() {
             if options.cancel.as_ref().is_some_and(CancelToken::is_cancelled) {
                 return Err(Error::Cancelled(format!("run stopped before level {li} of {}", plan.levels.len())));
@@ -166,15 +183,16 @@ impl Executor {
             let parallel = todo.len() > 1 && width > 1 && level_work(graph, &todo, &values) >= PARALLEL_LEVEL_WORK;
             if parallel {
                 let vals = &values;
-                crate::runtime::install(|| {
-                    results.par_extend(todo.par_iter().with_max_len(1).map(|&n| (n, run_node(plan, n, vals))))
-                });
+                crate::runtime::install(|| results.par_extend(todo.par_iter().with_max_len(1).map(|&n| run(n, vals))));
             } else {
-                results.extend(todo.iter().map(|&n| (n, run_node(plan, n, &values))));
+                results.extend(todo.iter().map(|&n| run(n, &values)));
             }
-            for (n, r) in results.drain(..) {
+            for (n, r, nanos) in results.drain(..) {
                 let outs = r?;
                 stats.nodes_run += 1;
+                if options.profile {
+                    node_nanos.push((n, nanos));
+                }
                 for (v, t) in graph.node(n).outputs.iter().zip(outs) {
                     if options.track_memory {
                         live.add(&t);
@@ -202,6 +220,9 @@ impl Executor {
         }
         if options.track_memory {
             stats.output_bytes = live.bytes.saturating_sub(inter.bytes);
+        }
+        if options.profile {
+            stats.profile = Some(Profile::new(graph, &node_nanos));
         }
         let outs = fetch_ids
             .iter()

@@ -3,6 +3,8 @@
 mod cancel;
 mod executor;
 mod plan;
+mod profile;
 
 pub use cancel::CancelToken;
 pub use executor::{ExecOptions, Executor, RunOptions, RunStats};
+pub use profile::{OpTime, Profile};

@@ -279,6 +279,7 @@ unsafe fn run(
             // A clone shares the flag, so a cancel from another thread reaches this run.
             cancel: if cancel.is_null() { None } else { Some(unsafe { get(cancel, "cancel")? }.token.clone()) },
             track_memory: stats.is_some(),
+            profile: false,
         };
         let (outputs, measured) = ex.executor.run_with(&args.feeds, &args.fetches, &options)?;
         if let Some(s) = stats {

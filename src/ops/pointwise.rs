@@ -8,10 +8,12 @@
 //! fused chain execute the same expression on the same type: bitwise-equal results.
 
 use super::Attrs;
+use crate::backend::cpu::bf16::{narrow, widen};
 use crate::backend::cpu::elementwise::{map_binary, map_unary};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
+use half::bf16;
 
 /// The chunk body of an elementwise float op, so a fused kernel can run a chain of ops in one pass.
 pub struct Pointwise {
@@ -90,12 +92,18 @@ fn binary_chunk_f64<B: BinaryBody + ?Sized>(out: &mut [f64], ins: &[&[f64]], att
 }
 
 /// The forward kernel of a unary body on a float tensor of any layout: f32 and f64 natively,
-/// f16/bf16 computed in f32 and rounded back; other dtypes are an error naming `op`.
+/// f16/bf16 computed in f32 and rounded back once per element; other dtypes are an error
+/// naming `op`.
 pub fn float_map1<B: UnaryBody>(op: &str, x: &Tensor, attrs: &Attrs) -> Result<Tensor> {
     match x.dtype() {
         DType::F32 => map_unary::<f32, f32>(x, B::f32(attrs)),
         DType::F64 => map_unary::<f64, f64>(x, B::f64(attrs)),
-        DType::F16 | DType::BF16 => map_unary::<f32, f32>(&x.raw_cast(DType::F32)?, B::f32(attrs))?.raw_cast(x.dtype()),
+        DType::BF16 => {
+            // Converted per element inside the loop: one pass, no f32 copies.
+            let f = B::f32(attrs);
+            map_unary::<bf16, bf16>(x, move |v| narrow(f(widen(v))))
+        }
+        DType::F16 => map_unary::<f32, f32>(&x.raw_cast(DType::F32)?, B::f32(attrs))?.raw_cast(x.dtype()),
         d => Err(Error::InvalidDtype { arg: "x", msg: format!("{op} needs a float tensor, given {d}") }),
     }
 }
@@ -106,7 +114,11 @@ pub fn float_map2<B: BinaryBody>(op: &str, a: &Tensor, b: &Tensor, shape: &[usiz
     match a.dtype() {
         DType::F32 => map_binary::<f32, f32, f32>(a, b, shape, B::f32(attrs)),
         DType::F64 => map_binary::<f64, f64, f64>(a, b, shape, B::f64(attrs)),
-        DType::F16 | DType::BF16 => {
+        DType::BF16 => {
+            let f = B::f32(attrs);
+            map_binary::<bf16, bf16, bf16>(a, b, shape, move |x, y| narrow(f(widen(x), widen(y))))
+        }
+        DType::F16 => {
             map_binary::<f32, f32, f32>(&a.raw_cast(DType::F32)?, &b.raw_cast(DType::F32)?, shape, B::f32(attrs))?
                 .raw_cast(a.dtype())
         }

@@ -47,6 +47,8 @@ pub fn sum_axes(x: &Tensor, axes: &[usize]) -> Result<Tensor> {
         match x.dtype() {
             DType::F32 => return sum_leading::<f32>(x, axes.len()),
             DType::F64 => return sum_leading::<f64>(x, axes.len()),
+            DType::BF16 => return sum_leading::<half::bf16>(x, axes.len()),
+            DType::F16 => return sum_leading::<half::f16>(x, axes.len()),
             _ => {}
         }
     }

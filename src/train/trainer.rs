@@ -18,7 +18,7 @@ use super::optim::{LrSchedule, Optimizer, OptimizerConfig, clip_grad_norm, coale
 use crate::amp::{GradScaler, GradScalerOptions};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::exec::{ExecOptions, Executor, RunOptions};
+use crate::exec::{ExecOptions, Executor, Profile, RunOptions};
 use crate::graph::passes::{Checkpointing, append_gradients_checkpointed};
 use crate::graph::{Graph, GraphBuilder, NodeKind, ParamGrad, ValueId};
 use crate::rng::Generator;
@@ -63,6 +63,8 @@ pub struct TrainerOptions {
     /// Activation checkpointing of the training graph: which forward segments the backward
     /// pass recomputes instead of keeping (needs `exec.opt_level` 2, which frees dead values).
     pub checkpointing: Checkpointing,
+    /// Time every node of each step's graph run; read the times with [`Trainer::last_profile`].
+    pub profile: bool,
 }
 
 impl Default for TrainerOptions {
@@ -82,6 +84,7 @@ impl Default for TrainerOptions {
             autocast: None,
             loss_scaling: None,
             checkpointing: Checkpointing::None,
+            profile: false,
         }
     }
 }
@@ -112,6 +115,7 @@ pub struct Trainer {
     report: Vec<String>,
     scaler: Option<GradScaler>,
     memory: MemoryTracker,
+    profile: Option<Profile>,
 }
 
 impl Trainer {
@@ -165,6 +169,7 @@ impl Trainer {
             report: amp.pass_stat.into_iter().collect(),
             scaler: amp.scaler,
             memory: MemoryTracker::default(),
+            profile: None,
             options,
         };
         trainer.note_resident_memory();
@@ -196,9 +201,10 @@ impl Trainer {
             all.extend(scale.as_ref().map(|t| (LOSS_SCALE_INPUT, t)));
             let fetches: Vec<&str> = self.fetches.iter().map(String::as_str).collect();
             self.memory.begin_step();
-            let (outs, stats) =
-                self.train.run_with(&all, &fetches, &RunOptions { track_memory: true, cancel: None })?;
+            let run = RunOptions { track_memory: true, profile: self.options.profile, cancel: None };
+            let (outs, stats) = self.train.run_with(&all, &fetches, &run)?;
             self.memory.after_run(&stats);
+            self.profile = stats.profile;
             outs
         };
         // `grads` holds the loss first, then each parameter's gradient in `self.params` order.
@@ -265,6 +271,12 @@ impl Trainer {
         // Advanced once per step so that anything drawing from it (shuffling, dropout seeds)
         // resumes from a checkpoint exactly where an uninterrupted run would be.
         self.rng.next_u64();
+    }
+
+    /// Where the last step's graph run spent its time, by kind of node (`None` unless
+    /// [`TrainerOptions::profile`] is on). The optimizer update is not part of it.
+    pub fn last_profile(&self) -> Option<&Profile> {
+        self.profile.as_ref()
     }
 
     /// Mixed-precision status (`None` when neither autocast nor loss scaling is on): the

@@ -6,8 +6,8 @@ use crate::error::Result;
 use crate::runtime::{PARALLEL_THRESHOLD, install};
 use crate::tensor::layout::Layout;
 use crate::with_dtype;
+use half::f16;
 use half::slice::HalfFloatSliceExt;
-use half::{bf16, f16};
 use rayon::prelude::*;
 
 /// Writes the elements of `src` (viewed through `layout`, dtype `src_dtype`) into `dst` as
@@ -80,8 +80,8 @@ fn convert_row<S: Element, D: Element>(src: &[S], dst: &mut [D]) {
         match (S::DTYPE, D::DTYPE) {
             (DType::F32, DType::F16) => return retype_mut::<D, f16>(dst).convert_from_f32_slice(retype(src)),
             (DType::F16, DType::F32) => return retype::<S, f16>(src).convert_to_f32_slice(retype_mut(dst)),
-            (DType::F32, DType::BF16) => return retype_mut::<D, bf16>(dst).convert_from_f32_slice(retype(src)),
-            (DType::BF16, DType::F32) => return retype::<S, bf16>(src).convert_to_f32_slice(retype_mut(dst)),
+            (DType::F32, DType::BF16) => return super::bf16::narrow_row(retype(src), retype_mut(dst)),
+            (DType::BF16, DType::F32) => return super::bf16::widen_row(retype(src), retype_mut(dst)),
             _ => {}
         }
     }

@@ -1,6 +1,7 @@
 //! The CPU backend: host buffers from the caching allocator and the CPU kernels.
 
 pub mod alloc;
+pub mod bf16;
 pub mod buffer;
 pub mod copy;
 pub mod elementwise;

@@ -1,9 +1,14 @@
 //! CPU reductions: move the reduced axes innermost, then reduce each contiguous run.
 
+use super::bf16::{narrow_row, widen};
 use super::elementwise::{host_slice, new_host, par_chunks};
-use crate::dtype::Element;
-use crate::error::Result;
+use crate::dtype::{DType, Element};
+use crate::error::{Error, Result};
+use crate::runtime::{PARALLEL_THRESHOLD, install};
 use crate::tensor::Tensor;
+use half::slice::HalfFloatSliceExt;
+use half::{bf16, f16};
+use rayon::prelude::*;
 
 /// Applies `f` to each run of elements that share the kept coordinates, i.e. reduces
 /// `axes` (sorted, distinct). The result has the kept dimensions, in order.
@@ -32,31 +37,83 @@ pub fn reduce_runs<T: Element, U: Element>(
 /// Sums a contiguous tensor over its leading `lead` dimensions (the bias gradient of a
 /// linear layer, batch statistics): adds whole rows, so the inner loop vectorises, instead
 /// of transposing first as [`reduce_runs`] would. Rows are summed in blocks of 64 and
-/// the block sums added, so rounding error grows with n/64 + 64 rather than n.
-pub fn sum_leading<T: Element + num_traits::Float>(x: &Tensor, lead: usize) -> Result<Tensor> {
+/// the block sums added in order, so rounding error grows with n/64 + 64 rather than n, and
+/// the result does not depend on how many threads summed the blocks. f32 and f64 sum in
+/// their own type; bf16 and f16 in f32, rounded once per output element.
+pub fn sum_leading<T: Element>(x: &Tensor, lead: usize) -> Result<Tensor> {
     let x = x.raw_contiguous()?;
     let rows: usize = x.shape()[..lead].iter().product();
     let width: usize = x.shape()[lead..].iter().product();
-    let src = host_slice::<T>(&x)?;
     let base = x.layout().offset();
-    new_host::<T>(&x.shape()[lead..], |out| {
-        par_chunks(out, |start, o| {
-            o.fill(<T as Element>::zero());
-            let mut block = vec![<T as Element>::zero(); o.len()];
-            for r0 in (0..rows).step_by(64) {
-                block.fill(<T as Element>::zero());
-                for r in r0..(r0 + 64).min(rows) {
-                    let row = &src[base + r * width + start..base + r * width + start + o.len()];
-                    for (b, &v) in block.iter_mut().zip(row) {
-                        *b = *b + v;
+    let out_shape = &x.shape()[lead..];
+    macro_rules! native {
+        ($t:ty) => {{
+            let src = &host_slice::<$t>(&x)?[base..base + rows * width];
+            let sums = block_sums(rows, width, |r, acc: &mut [$t]| {
+                for (a, &v) in acc.iter_mut().zip(&src[r * width..(r + 1) * width]) {
+                    *a += v;
+                }
+            });
+            new_host::<$t>(out_shape, |out| out.copy_from_slice(&sums))
+        }};
+    }
+    match T::DTYPE {
+        DType::F32 => native!(f32),
+        DType::F64 => native!(f64),
+        DType::BF16 => {
+            let src = &host_slice::<bf16>(&x)?[base..base + rows * width];
+            let sums = block_sums(rows, width, |r, acc: &mut [f32]| {
+                for (a, &v) in acc.iter_mut().zip(&src[r * width..(r + 1) * width]) {
+                    *a += widen(v);
+                }
+            });
+            new_host::<bf16>(out_shape, |out| narrow_row(&sums, out))
+        }
+        DType::F16 => {
+            let src = &host_slice::<f16>(&x)?[base..base + rows * width];
+            let sums = block_sums(rows, width, |r, acc: &mut [f32]| {
+                let mut row = [0f32; 256];
+                for (a, h) in acc.chunks_mut(256).zip(src[r * width..(r + 1) * width].chunks(256)) {
+                    h.convert_to_f32_slice(&mut row[..h.len()]);
+                    for (a, &v) in a.iter_mut().zip(&row) {
+                        *a += v;
                     }
                 }
-                for (y, &b) in o.iter_mut().zip(&block) {
-                    *y = *y + b;
-                }
-            }
-        })
-    })
+            });
+            new_host::<f16>(out_shape, |out| out.convert_from_f32_slice(&sums))
+        }
+        d => Err(Error::InvalidDtype { arg: "x", msg: format!("sum_leading needs a float tensor, given {d}") }),
+    }
+}
+
+/// Rows summed per block of 64 (`add_row(r, acc)` adds row `r` into `acc`), blocks in
+/// parallel when there is enough work, then the block sums added in block order.
+fn block_sums<A: num_traits::Float + Send + Sync>(
+    rows: usize,
+    width: usize,
+    add_row: impl Fn(usize, &mut [A]) + Sync,
+) -> Vec<A> {
+    const BLOCK: usize = 64;
+    let block = |b: usize| {
+        let mut acc = vec![A::zero(); width];
+        for r in b * BLOCK..((b + 1) * BLOCK).min(rows) {
+            add_row(r, &mut acc);
+        }
+        acc
+    };
+    let blocks = rows.div_ceil(BLOCK);
+    let partial: Vec<Vec<A>> = if rows * width >= PARALLEL_THRESHOLD && blocks > 1 {
+        install(|| (0..blocks).into_par_iter().map(block).collect())
+    } else {
+        (0..blocks).map(block).collect()
+    };
+    let mut total = vec![A::zero(); width];
+    for p in &partial {
+        for (t, &v) in total.iter_mut().zip(p) {
+            *t = *t + v;
+        }
+    }
+    total
 }
 
 /// Sum of a slice with 16 independent accumulators: vectorises, and rounding error grows

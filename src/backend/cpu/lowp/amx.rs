@@ -9,7 +9,7 @@
 
 use super::LowpOut;
 use super::native::{Dst, split_tasks, write_tile_row};
-use super::pack::{NR, pack_b};
+use super::pack::{NR, pack_b, transpose_u16_8x8};
 use crate::backend::cpu::gemm::MatView;
 use crate::runtime::install;
 use rayon::prelude::*;
@@ -23,6 +23,8 @@ const BLOCK: usize = 32;
 const KT: usize = 32;
 /// Rows of A per task: the packed block (MC · k · 2 bytes) stays in L2 while B streams past.
 const MC: usize = 4 * BLOCK;
+/// Depth of one chunk of the sums (a multiple of KT): one panel's chunk is KC · 64 bytes.
+const KC: usize = 256;
 /// Below this many multiply-adds the product runs on the calling thread.
 const SERIAL_WORK: usize = 64 * 64 * 64;
 
@@ -101,29 +103,54 @@ impl Tiles {
         Tiles
     }
 
-    /// One 32 × 32 block: `out[r·32 + c] = Σ_k a[r][k] · b[k][c]` over `kt` tile depths, where
-    /// `a` is rows of `a_stride` bf16 (row-major, k contiguous) and `b` a packed column panel
-    /// (`[k / 2][NR][2]`, NR = 32).
+    /// One 32 × 32 block: `out[r·32 + c] (+)= Σ_k a[r][k] · b[k][c]` over `kt` tile depths,
+    /// where `a` is rows of `a_stride` bf16 (row-major, k contiguous) and `b` a packed column
+    /// panel (`[k / 2][NR][2]`, NR = 32). With `accumulate` the sums start from `out`
+    /// (a previous depth chunk's), else from zero.
     ///
     /// # Safety
     /// `a` holds 32 rows of `kt · 32` bf16 at `a_stride`; `b` holds `kt · 16` pair rows.
-    unsafe fn block(&self, kt: usize, a: *const u16, a_stride: usize, b: *const u16, out: &mut [f32; BLOCK * BLOCK]) {
+    unsafe fn block(
+        &self,
+        kt: usize,
+        a: *const u16,
+        a_stride: usize,
+        b: *const u16,
+        out: &mut [f32; BLOCK * BLOCK],
+        accumulate: bool,
+    ) {
         let (astride, bstride) = (a_stride * 2, NR * 2 * 2);
+        let o = out.as_mut_ptr();
+        let (c0, c1, c2, c3) = (o, o.wrapping_add(16), o.wrapping_add(16 * BLOCK), o.wrapping_add(16 * BLOCK + 16));
         // SAFETY: in bounds by the caller's contract; tiles configured by `configure`.
         unsafe {
-            asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+            if accumulate {
+                asm!(
+                    "tileloadd tmm0, [{c0} + {s}]",
+                    "tileloadd tmm1, [{c1} + {s}]",
+                    "tileloadd tmm2, [{c2} + {s}]",
+                    "tileloadd tmm3, [{c3} + {s}]",
+                    c0 = in(reg) c0, c1 = in(reg) c1, c2 = in(reg) c2, c3 = in(reg) c3, s = in(reg) BLOCK * 4,
+                    options(nostack, readonly),
+                );
+            } else {
+                asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+            }
             for t in 0..kt {
                 let a0 = a.add(t * KT);
                 let a1 = a0.add(16 * a_stride);
                 let b0 = b.add(t * KT / 2 * NR * 2);
                 let b1 = b0.add(16 * 2);
+                // Loads interleaved with products: tile registers are not renamed, so each
+                // load waits for the last product reading its register; this order frees
+                // them earliest.
                 asm!(
                     "tileloadd tmm4, [{a0} + {as_}]",
-                    "tileloadd tmm5, [{a1} + {as_}]",
                     "tileloadd tmm6, [{b0} + {bs}]",
-                    "tileloadd tmm7, [{b1} + {bs}]",
                     "tdpbf16ps tmm0, tmm4, tmm6",
+                    "tileloadd tmm7, [{b1} + {bs}]",
                     "tdpbf16ps tmm1, tmm4, tmm7",
+                    "tileloadd tmm5, [{a1} + {as_}]",
                     "tdpbf16ps tmm2, tmm5, tmm6",
                     "tdpbf16ps tmm3, tmm5, tmm7",
                     a0 = in(reg) a0, a1 = in(reg) a1, b0 = in(reg) b0, b1 = in(reg) b1,
@@ -131,13 +158,12 @@ impl Tiles {
                     options(nostack, readonly),
                 );
             }
-            let o = out.as_mut_ptr();
             asm!(
                 "tilestored [{c0} + {s}], tmm0",
                 "tilestored [{c1} + {s}], tmm1",
                 "tilestored [{c2} + {s}], tmm2",
                 "tilestored [{c3} + {s}], tmm3",
-                c0 = in(reg) o, c1 = in(reg) o.add(16), c2 = in(reg) o.add(16 * BLOCK), c3 = in(reg) o.add(16 * BLOCK + 16),
+                c0 = in(reg) c0, c1 = in(reg) c1, c2 = in(reg) c2, c3 = in(reg) c3,
                 s = in(reg) BLOCK * 4,
                 options(nostack),
             );
@@ -155,6 +181,33 @@ impl Drop for Tiles {
 /// Copies rows `i0..i0 + rows` of the `m × k` bf16 matrix `src` into `out`, row-major with
 /// `kpad` columns, zero past `rows` (up to a multiple of 32) and past `k`.
 fn pack_rows(src: &[u16], v: MatView, (i0, rows): (usize, usize), k: usize, kpad: usize, out: &mut [u16]) {
+    if v.cs != 1 && v.rs == 1 {
+        // A transposed operand (a weight gradient's gᵀ): its columns are contiguous; move it
+        // in 8 × 8 blocks transposed in registers.
+        out.fill(0);
+        let (r8, k8) = (rows / 8 * 8, k / 8 * 8);
+        for q0 in (0..k8).step_by(8) {
+            for i in (0..r8).step_by(8) {
+                // SAFETY: columns q0..q0+8 and rows i0+i..i0+i+8 lie inside the checked view;
+                // packed rows i..i+8 hold kpad ≥ q0 + 8 elements.
+                unsafe {
+                    transpose_u16_8x8(
+                        src.as_ptr().add(v.off + (i0 + i) + q0 * v.cs),
+                        v.cs,
+                        out.as_mut_ptr().add(i * kpad + q0),
+                        kpad,
+                    )
+                };
+            }
+        }
+        for i in 0..rows {
+            let from = if i < r8 { k8 } else { 0 };
+            for q in from..k {
+                out[i * kpad + q] = src[v.off + i0 + i + q * v.cs];
+            }
+        }
+        return;
+    }
     if v.cs != 1 && v.rs < v.cs {
         // A transposed operand (a gradient's xᵀ): its columns are contiguous. Read them in
         // order, eight at a time, and scatter into the rows, which sit in cache.
@@ -224,17 +277,38 @@ pub(super) fn run<O: LowpOut>(
         let blocks = rows.div_ceil(BLOCK);
         let mut ap = vec![0u16; blocks * BLOCK * kpad];
         pack_rows(a, av, (i0, rows), k, kpad, &mut ap);
-        let mut tile = [0f32; BLOCK * BLOCK];
+        let panels = ci * per_chunk..((ci + 1) * per_chunk).min(np);
+        // One f32 block of sums per (panel, row block), carried across depth chunks.
+        let mut sums = vec![[0f32; BLOCK * BLOCK]; panels.len() * blocks];
         let mut row = [0f32; NR];
         // SAFETY: the caller checked `available()`.
         let tiles = unsafe { Tiles::configure() };
-        for j in ci * per_chunk..((ci + 1) * per_chunk).min(np) {
+        // Depth chunks of KC: a chunk of one panel (KC · 64 bytes) stays in L1 while the row
+        // blocks' chunks pass it, instead of whole-depth panels streaming from L2.
+        for k0 in (0..kt).step_by(KC / KT) {
+            let depth = (KC / KT).min(kt - k0);
+            for (p, j) in panels.clone().enumerate() {
+                let panel = bp.as_ptr().wrapping_add(j * kpad * NR + k0 * KT * NR);
+                for u in 0..blocks {
+                    // SAFETY: block u has 32 packed rows of kpad bf16 (this chunk starts at
+                    // column k0·32); panel j has kpad / 2 pair rows (this chunk at k0·16).
+                    unsafe {
+                        tiles.block(
+                            depth,
+                            ap.as_ptr().add(u * BLOCK * kpad + k0 * KT),
+                            kpad,
+                            panel,
+                            &mut sums[p * blocks + u],
+                            k0 > 0,
+                        )
+                    };
+                }
+            }
+        }
+        for (p, j) in panels.enumerate() {
             let (j0, cols) = (j * NR, NR.min(n - j * NR));
             for u in 0..blocks {
-                // SAFETY: block u has 32 packed rows of kpad bf16; panel j has kpad / 2 pair rows.
-                unsafe {
-                    tiles.block(kt, ap.as_ptr().add(u * BLOCK * kpad), kpad, bp.as_ptr().add(j * kpad * NR), &mut tile)
-                };
+                let tile = &sums[p * blocks + u];
                 for r in 0..BLOCK.min(rows - u * BLOCK) {
                     let i = i0 + u * BLOCK + r;
                     // SAFETY: (i, j0..j0+cols) lies inside the checked dst view, and only this

@@ -48,26 +48,16 @@ mod sealed {
     impl Sealed for f32 {}
 }
 
-/// f32 → bf16 bits, round-to-nearest-even, NaN kept quiet (bit-identical to `half`'s
-/// `bf16::from_f32`), written without branches so a row of them vectorises.
-#[inline(always)]
-pub(crate) fn bf16_rne(x: f32) -> u16 {
-    let b = x.to_bits();
-    let rounded = b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16;
-    let nan = (b >> 16) | 0x40;
-    (if b & 0x7fff_ffff > 0x7f80_0000 { nan } else { rounded }) as u16
-}
-
 /// `LowpFloat` for a `half` type whose native kernel needs AVX-512F and `$feature`
 /// (`is_x86_feature_detected!` caches its answer, so asking per call is cheap).
 macro_rules! impl_lowp_float {
-    ($t:ty, $feature:tt) => {
+    ($t:ty, $feature:tt, $to_f32:expr) => {
         impl LowpFloat for $t {
             fn bits(s: &[Self]) -> &[u16] {
                 s.reinterpret_cast()
             }
             fn row_to_f32(src: &[Self], dst: &mut [f32]) {
-                src.convert_to_f32_slice(dst)
+                $to_f32(src, dst)
             }
             fn native_available() -> bool {
                 #[cfg(target_arch = "x86_64")]
@@ -80,15 +70,13 @@ macro_rules! impl_lowp_float {
         }
     };
 }
-impl_lowp_float!(bf16, "avx512bf16");
-impl_lowp_float!(f16, "f16c");
+impl_lowp_float!(bf16, "avx512bf16", crate::backend::cpu::bf16::widen_row);
+impl_lowp_float!(f16, "f16c", |s: &[f16], d: &mut [f32]| s.convert_to_f32_slice(d));
 
 impl LowpOut for bf16 {
     #[inline]
     fn write_row(src: &[f32], dst: &mut [Self]) {
-        for (d, &s) in dst.iter_mut().zip(src) {
-            *d = bf16::from_bits(bf16_rne(s));
-        }
+        crate::backend::cpu::bf16::narrow_row(src, dst)
     }
 }
 

@@ -351,12 +351,20 @@ fn run_fused_node(plan: &Plan, n: NodeId, program: &FusedProgram, inputs: &[Tens
 /// Which nodes the fetched values depend on.
 fn needed_nodes(graph: &Graph, fetches: &[ValueId]) -> Vec<bool> {
     let mut needed = vec![false; graph.nodes().len()];
-    let mut stack: Vec<NodeId> = fetches.iter().map(|v| graph.value(*v).node).collect();
-    while let Some(n) = stack.pop() {
-        if std::mem::replace(&mut needed[n.0], true) {
-            continue;
+    // Nodes are marked when pushed, so each is pushed once and the stack never regrows.
+    let mut stack: Vec<NodeId> = Vec::with_capacity(needed.len());
+    let mut visit = |n: NodeId, stack: &mut Vec<NodeId>| {
+        if !std::mem::replace(&mut needed[n.0], true) {
+            stack.push(n);
         }
-        stack.extend(graph.node(n).inputs.iter().map(|v| graph.value(*v).node));
+    };
+    for v in fetches {
+        visit(graph.value(*v).node, &mut stack);
+    }
+    while let Some(n) = stack.pop() {
+        for v in &graph.node(n).inputs {
+            visit(graph.value(*v).node, &mut stack);
+        }
     }
     needed
 }

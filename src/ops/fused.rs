@@ -122,6 +122,8 @@ pub fn run_fused(prog: &FusedProgram, inputs: &[Tensor], shape: &[usize], dtype:
 pub struct PreparedFused {
     dtype: DType,
     attrs: Vec<Attrs>,
+    /// The program lowered to registers (the same for every run).
+    plan: Plan,
 }
 
 /// Validates `prog` for `dtype` (every error [`run_fused`] names about the program itself).
@@ -129,7 +131,8 @@ pub fn prepare(prog: &FusedProgram, dtype: DType) -> Result<PreparedFused> {
     if !matches!(dtype, DType::F32 | DType::F64) {
         return Err(Error::Unsupported(format!("run_fused: {dtype} chains are not fused (f32 and f64 only)")));
     }
-    Ok(PreparedFused { dtype, attrs: check_program(prog, dtype)? })
+    let attrs = check_program(prog, dtype)?;
+    Ok(PreparedFused { dtype, attrs, plan: make_plan(prog) })
 }
 
 /// [`run_fused`] with the program already validated by [`prepare`]; only the inputs are
@@ -148,8 +151,8 @@ pub fn run_prepared(
     }
     check_inputs(prog, inputs, shape, prepared.dtype)?;
     match prepared.dtype {
-        DType::F32 => run::<f32>(prog, &prepared.attrs, inputs, shape),
-        DType::F64 => run::<f64>(prog, &prepared.attrs, inputs, shape),
+        DType::F32 => run::<f32>(prog, prepared, inputs, shape),
+        DType::F64 => run::<f64>(prog, prepared, inputs, shape),
         _ => unreachable!("prepare admits f32 and f64 only"),
     }
 }
@@ -302,24 +305,27 @@ enum Loc {
 }
 
 /// One step ready to run.
-struct Planned<'p, T> {
-    body: fn(&mut [T], &[&[T]], &Attrs),
-    attrs: &'p Attrs,
+#[derive(Debug)]
+struct Planned {
+    pointwise: &'static Pointwise,
+    /// The step's index in the program (where its resolved attributes are).
+    step: usize,
     dst: Loc,
     args: Vec<Loc>,
 }
 
 /// The program lowered to registers: dead steps dropped, steps that are outputs writing into
 /// the output, the rest into scratch registers reused once their last reader has run.
-struct Plan<'p, T> {
-    steps: Vec<Planned<'p, T>>,
+#[derive(Debug)]
+struct Plan {
+    steps: Vec<Planned>,
     /// Outputs that repeat a register already written elsewhere (an input, or a step that is
     /// also an earlier output): copied at the end of each chunk.
     copies: Vec<(usize, Loc)>,
     n_regs: usize,
 }
 
-fn make_plan<'p, T: FusedFloat>(prog: &FusedProgram, attrs: &'p [Attrs]) -> Plan<'p, T> {
+fn make_plan(prog: &FusedProgram) -> Plan {
     let n = prog.steps.len();
     // Live steps: reachable backwards from the outputs.
     let mut live = vec![false; n];
@@ -377,7 +383,7 @@ fn make_plan<'p, T: FusedFloat>(prog: &FusedProgram, attrs: &'p [Attrs]) -> Plan
             }
         }
         free.extend(released);
-        steps.push(Planned { body: T::body(step.op.pointwise.expect("checked")), attrs: &attrs[s], dst, args });
+        steps.push(Planned { pointwise: step.op.pointwise.expect("checked"), step: s, dst, args });
     }
     Plan { steps, copies, n_regs }
 }
@@ -465,8 +471,10 @@ fn prefetch<T>(data: &[T]) {
 /// does not run far enough ahead of: each burst would wait out DRAM latency with nothing
 /// to overlap. So while a chunk computes, each step also prefetches a share of the next
 /// chunk's full inputs and outputs, spreading the misses over the compute.
+#[allow(clippy::too_many_arguments)]
 fn run_item<T: FusedFloat>(
-    plan: &Plan<T>,
+    plan: &Plan,
+    attrs: &[Attrs],
     forms: &[Form<T>],
     scratch: &mut Scratch<T>,
     start: usize,
@@ -500,6 +508,7 @@ fn run_item<T: FusedFloat>(
             for o in outs.iter() {
                 prefetch(&o[share(next.clone())]);
             }
+            let body = T::body(st.pointwise);
             // Move the destination out so the operands can be borrowed beside it (the plan
             // never makes a step read its own destination).
             let mut ops: [&[T]; 2] = [&[], &[]];
@@ -509,7 +518,7 @@ fn run_item<T: FusedFloat>(
                     for (o, &a) in ops.iter_mut().zip(&st.args) {
                         *o = view(a, forms, scratch, outs, g, c0, m);
                     }
-                    (st.body)(&mut d[..m], &ops[..st.args.len()], st.attrs);
+                    body(&mut d[..m], &ops[..st.args.len()], &attrs[st.step]);
                     scratch.regs[r] = d;
                 }
                 Loc::Out(k) => {
@@ -517,7 +526,7 @@ fn run_item<T: FusedFloat>(
                     for (o, &a) in ops.iter_mut().zip(&st.args) {
                         *o = view(a, forms, scratch, outs, g, c0, m);
                     }
-                    (st.body)(&mut d[c0..c0 + m], &ops[..st.args.len()], st.attrs);
+                    body(&mut d[c0..c0 + m], &ops[..st.args.len()], &attrs[st.step]);
                     outs[k] = d;
                 }
                 Loc::In(_) => unreachable!("steps never write inputs"),
@@ -532,7 +541,12 @@ fn run_item<T: FusedFloat>(
     }
 }
 
-fn run<T: FusedFloat>(prog: &FusedProgram, attrs: &[Attrs], inputs: &[Tensor], shape: &[usize]) -> Result<Vec<Tensor>> {
+fn run<T: FusedFloat>(
+    prog: &FusedProgram,
+    prepared: &PreparedFused,
+    inputs: &[Tensor],
+    shape: &[usize],
+) -> Result<Vec<Tensor>> {
     let n: usize = shape.iter().product();
     let bufs = (0..prog.outputs.len()).map(|_| CpuBuffer::uninit(n * T::DTYPE.size())).collect::<Result<Vec<_>>>()?;
     let wrap = |bufs: Vec<CpuBuffer>| {
@@ -565,7 +579,7 @@ fn run<T: FusedFloat>(prog: &FusedProgram, attrs: &[Attrs], inputs: &[Tensor], s
     // Registers no longer than the tensor: a batch-1 call must not allocate and zero whole
     // chunks (n is a multiple of every row length, so whole rows are kept).
     .min(n.max(1));
-    let plan = make_plan::<T>(prog, attrs);
+    let (plan, attrs) = (&prepared.plan, &prepared.attrs[..]);
     {
         // SAFETY: fresh buffers of n elements each, exclusively ours until wrapped below; the
         // plan writes every element of every output (each is a step's destination or a copy)
@@ -573,18 +587,18 @@ fn run<T: FusedFloat>(prog: &FusedProgram, attrs: &[Attrs], inputs: &[Tensor], s
         let mut outs: Vec<&mut [T]> = bufs.iter().map(|b| unsafe { &mut b.typed_mut::<T>()[..n] }).collect();
         if n < PARALLEL_THRESHOLD {
             let mut scratch = Scratch::new(plan.n_regs, &forms, chunk);
-            run_item(&plan, &forms, &mut scratch, 0, &mut outs, chunk);
+            run_item(plan, attrs, &forms, &mut scratch, 0, &mut outs, chunk);
         } else {
             let item = chunk * CHUNKS_PER_ITEM;
             let mut parts: Vec<_> = outs.into_iter().map(|o| o.chunks_mut(item)).collect();
             let work: Vec<(usize, Vec<&mut [T]>)> = (0..n.div_ceil(item))
                 .map(|b| (b * item, parts.iter_mut().filter_map(Iterator::next).collect()))
                 .collect();
-            let (plan, forms) = (&plan, &forms);
+            let forms = &forms;
             install(|| {
                 work.into_par_iter().for_each_init(
                     || Scratch::new(plan.n_regs, forms, chunk),
-                    |scratch, (start, mut outs)| run_item(plan, forms, scratch, start, &mut outs, chunk),
+                    |scratch, (start, mut outs)| run_item(plan, attrs, forms, scratch, start, &mut outs, chunk),
                 )
             });
         }

@@ -28,7 +28,7 @@ fn g0(c: &super::GradCtx) -> Val {
 /// Infers a view's output by applying `f` to a contiguous layout of the input's shape.
 fn infer_view(ctx: &InferCtx, f: impl FnOnce(&Layout) -> Result<Layout>) -> Result<Vec<Meta>> {
     let x = &ctx.inputs[0];
-    one(f(&Layout::contiguous(&x.shape))?.shape().to_vec(), x.dtype)
+    one(f(&Layout::contiguous(&x.shape))?.shape(), x.dtype)
 }
 
 fn reshape_attrs(shape: &[usize]) -> Result<Attrs> {

@@ -697,7 +697,7 @@ fn sums_over_leading_axes_add_whole_rows() {
 #[test]
 fn half_precision_leading_sums_round_once() {
     for (dtype, mant) in [(DType::BF16, 8), (DType::F16, 11)] {
-        for shape in [vec![2000usize, 40], vec![7, 5, 33], vec![1, 17]] {
+        for shape in [vec![2000usize, 40], vec![3, 20000], vec![7, 5, 33], vec![1, 17]] {
             let x = randn(&shape, 11).cast(dtype).unwrap();
             let exact = randn(&shape, 11).cast(dtype).unwrap().raw_cast(DType::F64).unwrap();
             let axes: Vec<i64> = (0..shape.len() as i64 - 1).collect();
@@ -714,5 +714,24 @@ fn half_precision_leading_sums_round_once() {
             deepseek::runtime::set_num_threads(before).unwrap();
             assert_eq!(vals(&serial), vals(&got), "{dtype} {shape:?}: thread count changed the sum");
         }
+    }
+}
+
+/// f32 sums over leading axes give the same bits on one thread as on several, whether the
+/// work is split by row blocks (many rows) or by columns (a few wide rows).
+#[test]
+fn leading_sums_do_not_depend_on_the_thread_count() {
+    for shape in [vec![5000usize, 30], vec![3, 50000], vec![2, 3, 20000]] {
+        let x = randn(&shape, 12).cast(DType::F32).unwrap();
+        let axes: Vec<i64> = (0..shape.len() as i64 - 1).collect();
+        let threaded = x.sum(&axes, false).unwrap();
+        let before = deepseek::runtime::num_threads();
+        deepseek::runtime::set_num_threads(1).unwrap();
+        let serial = x.sum(&axes, false).unwrap();
+        deepseek::runtime::set_num_threads(before).unwrap();
+        let bits = |t: &Tensor| t.to_vec::<f32>().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&threaded), bits(&serial), "{shape:?}");
+        let want = vals(&x.raw_cast(DType::F64).unwrap().sum(&axes, false).unwrap());
+        close(&vals(&threaded), &want, 1e-5);
     }
 }

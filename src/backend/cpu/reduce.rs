@@ -49,8 +49,8 @@ pub fn sum_leading<T: Element>(x: &Tensor, lead: usize) -> Result<Tensor> {
     macro_rules! native {
         ($t:ty) => {{
             let src = &host_slice::<$t>(&x)?[base..base + rows * width];
-            let sums = block_sums(rows, width, |r, acc: &mut [$t]| {
-                for (a, &v) in acc.iter_mut().zip(&src[r * width..(r + 1) * width]) {
+            let sums = block_sums(rows, width, |r, c0, acc: &mut [$t]| {
+                for (a, &v) in acc.iter_mut().zip(&src[r * width + c0..(r + 1) * width]) {
                     *a += v;
                 }
             });
@@ -62,8 +62,8 @@ pub fn sum_leading<T: Element>(x: &Tensor, lead: usize) -> Result<Tensor> {
         DType::F64 => native!(f64),
         DType::BF16 => {
             let src = &host_slice::<bf16>(&x)?[base..base + rows * width];
-            let sums = block_sums(rows, width, |r, acc: &mut [f32]| {
-                for (a, &v) in acc.iter_mut().zip(&src[r * width..(r + 1) * width]) {
+            let sums = block_sums(rows, width, |r, c0, acc: &mut [f32]| {
+                for (a, &v) in acc.iter_mut().zip(&src[r * width + c0..(r + 1) * width]) {
                     *a += widen(v);
                 }
             });
@@ -71,9 +71,9 @@ pub fn sum_leading<T: Element>(x: &Tensor, lead: usize) -> Result<Tensor> {
         }
         DType::F16 => {
             let src = &host_slice::<f16>(&x)?[base..base + rows * width];
-            let sums = block_sums(rows, width, |r, acc: &mut [f32]| {
+            let sums = block_sums(rows, width, |r, c0, acc: &mut [f32]| {
                 let mut row = [0f32; 256];
-                for (a, h) in acc.chunks_mut(256).zip(src[r * width..(r + 1) * width].chunks(256)) {
+                for (a, h) in acc.chunks_mut(256).zip(src[r * width + c0..(r + 1) * width].chunks(256)) {
                     h.convert_to_f32_slice(&mut row[..h.len()]);
                     for (a, &v) in a.iter_mut().zip(&row) {
                         *a += v;
@@ -86,31 +86,50 @@ pub fn sum_leading<T: Element>(x: &Tensor, lead: usize) -> Result<Tensor> {
     }
 }
 
-/// Rows summed per block of 64 (`add_row(r, acc)` adds row `r` into `acc`), blocks in
-/// parallel when there is enough work, then the block sums added in block order.
+/// Rows summed per block of 64 (`add_row(r, c0, acc)` adds row `r` from column `c0` on into
+/// `acc`), then the block sums added in block order. Blocks run in parallel when there are
+/// several; a few rows wide enough to share are split by columns instead. Every column gets
+/// the same additions in the same order either way.
 fn block_sums<A: num_traits::Float + Send + Sync>(
     rows: usize,
     width: usize,
-    add_row: impl Fn(usize, &mut [A]) + Sync,
+    add_row: impl Fn(usize, usize, &mut [A]) + Sync,
 ) -> Vec<A> {
     const BLOCK: usize = 64;
-    let block = |b: usize| {
-        let mut acc = vec![A::zero(); width];
-        for r in b * BLOCK..((b + 1) * BLOCK).min(rows) {
-            add_row(r, &mut acc);
-        }
-        acc
-    };
+    /// Columns per task when a few rows are split by columns.
+    const COLUMNS: usize = 1 << 14;
     let blocks = rows.div_ceil(BLOCK);
-    let partial: Vec<Vec<A>> = if rows * width >= PARALLEL_THRESHOLD && blocks > 1 {
-        install(|| (0..blocks).into_par_iter().map(block).collect())
-    } else {
-        (0..blocks).map(block).collect()
+    // Columns c0.. of every block, summed in order into `total`.
+    let columns = |c0: usize, total: &mut [A]| {
+        let mut acc = vec![A::zero(); total.len()];
+        for b in 0..blocks {
+            acc.fill(A::zero());
+            for r in b * BLOCK..((b + 1) * BLOCK).min(rows) {
+                add_row(r, c0, &mut acc);
+            }
+            for (t, &v) in total.iter_mut().zip(&acc) {
+                *t = *t + v;
+            }
+        }
     };
     let mut total = vec![A::zero(); width];
-    for p in &partial {
-        for (t, &v) in total.iter_mut().zip(p) {
-            *t = *t + v;
+    if rows * width < PARALLEL_THRESHOLD {
+        columns(0, &mut total);
+    } else if blocks < 4 {
+        install(|| total.par_chunks_mut(COLUMNS).enumerate().for_each(|(i, t)| columns(i * COLUMNS, t)));
+    } else {
+        let block = |b: usize| {
+            let mut acc = vec![A::zero(); width];
+            for r in b * BLOCK..((b + 1) * BLOCK).min(rows) {
+                add_row(r, 0, &mut acc);
+            }
+            acc
+        };
+        let partial: Vec<Vec<A>> = install(|| (0..blocks).into_par_iter().map(block).collect());
+        for p in &partial {
+            for (t, &v) in total.iter_mut().zip(p) {
+                *t = *t + v;
+            }
         }
     }
     total

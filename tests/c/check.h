@@ -68,6 +68,9 @@ static void check_err_at(int line, const char *expr, DsStatus got, DsStatus want
                  ds_status_name(got) ? ds_status_name(got) : "?", got, g_last_msg);
         fail_at(line, expr, d);
     }
+#ifdef DS_CHECK_ERR_AFTER
+    DS_CHECK_ERR_AFTER(line); /* the test's own check after every expected error */
+#endif
 }
 #define CHECK_ERR(call, status, needles) check_err_at(__LINE__, #call, (call), (status), (needles))
 #endif

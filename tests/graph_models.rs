@@ -218,3 +218,32 @@ fn one_executor_shared_by_16_threads_gives_single_thread_results() {
         t.join().unwrap();
     }
 }
+
+#[test]
+fn inference_graph_with_packed_weights_equals_eager() {
+    // At level 2 frozen weights read only by linear nodes are kept packed, and handed to the
+    // calls that would pack them (32 rows or more). Outputs keep eager's bits at every batch
+    // size and level, and a weight fed at run time replaces the packed copy.
+    let (w1, b1, w2) = (normal(&[96, 80], 0.2, 11), normal(&[96], 0.1, 12), normal(&[48, 96], 0.2, 13));
+    let forward = |x: &Tensor, w1: &Tensor| x.linear(w1, Some(&b1))?.relu()?.linear(&w2, None);
+    let graph = trace(|tr| {
+        let x = normal(&[2, 80], 1.0, 14);
+        tr.input("x", &x, Some(&[Dim::sym("batch"), Dim::Fixed(80)]))?;
+        tr.param("w1", &w1, false)?;
+        tr.param("b1", &b1, false)?;
+        tr.param("w2", &w2, false)?;
+        tr.output("out", &forward(&x, &w1)?)
+    })
+    .unwrap();
+    let other_w1 = normal(&[96, 80], 0.2, 15);
+    for level in 0..=2 {
+        let ex = Executor::new(&graph, ExecOptions { opt_level: level, ..Default::default() }).unwrap();
+        for batch in [1, 5, 32, 64] {
+            let x = normal(&[batch, 80], 1.0, 16 + batch as u64);
+            let got = ex.run(&[("x", &x)], &["out"]).unwrap();
+            assert_eq!(bits(&got[0]), bits(&forward(&x, &w1).unwrap()), "level {level}, batch {batch}");
+            let fed = ex.run(&[("x", &x), ("w1", &other_w1)], &["out"]).unwrap();
+            assert_eq!(bits(&fed[0]), bits(&forward(&x, &other_w1).unwrap()), "level {level}, batch {batch}, fed w1");
+        }
+    }
+}

@@ -548,3 +548,37 @@ fn gradients_skip_inputs_that_need_none() {
     x.matmul(&w2).unwrap().sum_all().unwrap().backward().unwrap();
     close(&vals(&w2.grad().unwrap().unwrap()), &(0..15).map(|k| colsum[k / 3]).collect::<Vec<_>>(), 1e-12);
 }
+
+#[test]
+fn linear_reads_a_weight_stored_transposed() {
+    // Executors keep frozen weights stored transposed (the layout a large product packs them
+    // into). From 32 rows, where the product packs a contiguous weight itself, both layouts give
+    // the same bits; below, the sums agree to rounding. 70 and 300 inputs leave a tail after
+    // 16-lane sums, 45 outputs a partial block.
+    for dtype in [DType::F32, DType::F64] {
+        let tol = if dtype == DType::F32 { 1e-5 } else { 1e-12 };
+        for (outf, inf) in [(45, 70), (300, 300), (64, 64)] {
+            let w = randn(&[outf, inf], 41).cast(dtype).unwrap();
+            let stored_t = w.transpose(0, 1).unwrap().contiguous().unwrap().transpose(0, 1).unwrap();
+            assert!(!stored_t.is_contiguous());
+            let b = randn(&[outf], 42).cast(dtype).unwrap();
+            for rows in [1, 3, 31, 32, 100] {
+                let x = randn(&[rows, inf], 43 + rows as u64).cast(dtype).unwrap();
+                for bias in [None, Some(&b)] {
+                    let want = vals(&x.linear(&w, bias).unwrap());
+                    let got = vals(&x.linear(&stored_t, bias).unwrap());
+                    let case = format!("{dtype} {outf}x{inf}, {rows} rows, bias {}", bias.is_some());
+                    if rows >= 32 {
+                        assert!(want.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits()), "{case}");
+                    } else {
+                        close(&got, &want, tol);
+                    }
+                }
+            }
+            // Against the reference, so both layouts are also right.
+            let x = randn(&[3, inf], 44).cast(dtype).unwrap();
+            let (xw, _) = ref_matmul(&vals(&x), &[3, inf], &vals(&w.transpose(0, 1).unwrap()), &[inf, outf]);
+            close(&vals(&x.linear(&stored_t, None).unwrap()), &xw, tol);
+        }
+    }
+}

@@ -7,9 +7,10 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::graph::dim::Bindings;
 use crate::graph::infer::at_node;
-use crate::graph::{Graph, NodeId, NodeKind, ValueId};
+use crate::graph::{Graph, Node, NodeId, NodeKind, ValueId};
 use crate::ops::dispatch;
 use crate::ops::fused::{FusedProgram, pointwise_in_place, run_fused, run_prepared};
+use crate::ops::linalg::packs_weight;
 use crate::ops::util::broadcast_shapes;
 use crate::tensor::Tensor;
 use rayon::prelude::*;
@@ -88,7 +89,7 @@ impl Executor {
             )));
         }
         let optimised = crate::graph::passes::optimize(graph, options.opt_level)?;
-        let plan = Plan::new(optimised, options.opt_level >= 2);
+        let plan = Plan::new(optimised, options.opt_level >= 2)?;
         Ok(Executor { plan: Arc::new(plan), options })
     }
 
@@ -319,6 +320,9 @@ fn run_node(plan: &Plan, n: NodeId, values: &[Option<Tensor>]) -> Result<Vec<Ten
             }
         }
     }
+    if result.is_ok() {
+        use_packed_weight(plan, node, &mut inputs);
+    }
     let outputs = result.and_then(|()| match &node.kind {
         NodeKind::Op { op, attrs } => {
             dispatch::apply_owned(op, &inputs, attrs).map_err(|e| at_node(&graph.describe(n), e))
@@ -330,6 +334,19 @@ fn run_node(plan: &Plan, n: NodeId, values: &[Option<Tensor>]) -> Result<Vec<Ten
     inputs.clear();
     NODE_INPUTS.set(inputs);
     outputs
+}
+
+/// For a linear node whose weight the plan keeps packed: hands the packed copy to a call
+/// that would pack the weight itself (the same bits, without the copy), unless this run fed
+/// the weight a replacement.
+fn use_packed_weight(plan: &Plan, node: &Node, inputs: &mut [Tensor]) {
+    let Some(&w) = node.inputs.get(1) else { return };
+    let (Some(packed), Some(fixed)) = (&plan.packed[w.0], &plan.preset[w.0]) else { return };
+    let (x, weight) = (&inputs[0], &inputs[1]);
+    let rows = x.shape()[..x.ndim().saturating_sub(1)].iter().product();
+    if Arc::ptr_eq(weight.storage(), fixed.storage()) && packs_weight(rows, weight.shape()[0], weight.shape()[1]) {
+        inputs[1] = packed.clone();
+    }
 }
 
 /// Runs a fused node over the broadcast shape of its inputs (every op of the chain computes over it).

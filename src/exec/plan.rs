@@ -1,7 +1,9 @@
 //! Compiles a graph into a plan: op steps grouped into levels of independent nodes, and the liveness that frees each value after its last use.
 
+use crate::error::Result;
 use crate::graph::{Graph, NodeId, NodeKind, ValueId};
 use crate::ops::fused::{PreparedFused, prepare};
+use crate::ops::linalg::{LINEAR, pack_linear_weight};
 use crate::tensor::Tensor;
 use std::collections::HashMap;
 
@@ -27,13 +29,19 @@ pub(crate) struct Plan {
     /// Per node: a fused node's program, validated once (`None` for other nodes, and for a
     /// program that fails validation: running it reports why).
     pub fused: Vec<Option<PreparedFused>>,
+    /// Per value: a fixed linear weight stored transposed, handed to the linear calls that
+    /// would pack the weight themselves (while the value is not fed a replacement).
+    pub packed: Vec<Option<Tensor>>,
 }
 
 impl Plan {
-    /// Plans `graph`; with `free_dead` each computed value is dropped after its last reader.
-    pub fn new(graph: Graph, free_dead: bool) -> Plan {
+    /// Plans `graph`. With `planned` (optimisation level 2) each computed value is dropped
+    /// after its last reader, and fixed weights read only by linear nodes are also kept in
+    /// the layout their product reads fastest.
+    pub fn new(graph: Graph, planned: bool) -> Result<Plan> {
+        let free_dead = planned;
         let n_values = graph.num_values();
-        let mut preset = vec![None; n_values];
+        let mut preset: Vec<Option<Tensor>> = vec![None; n_values];
         let mut feedable = HashMap::new();
         // Level of the node defining each value (sources are level 0, ops from 1).
         let mut value_level = vec![0usize; n_values];
@@ -110,8 +118,38 @@ impl Plan {
                 _ => None,
             })
             .collect();
-        Plan { graph, preset, levels, free_after, feedable, in_place, is_output, fused }
+        let packed = if planned { packed_linear_weights(&graph, &preset, &is_output)? } else { vec![None; n_values] };
+        Ok(Plan { graph, preset, levels, free_after, feedable, in_place, is_output, fused, packed })
     }
+}
+
+/// Per value: for each fixed value (parameter or constant) that only linear nodes read, as
+/// their weight, the same matrix stored transposed, which the linear product would otherwise
+/// pack again on every large call (see [`crate::ops::linalg::packs_weight`]).
+fn packed_linear_weights(graph: &Graph, preset: &[Option<Tensor>], is_output: &[bool]) -> Result<Vec<Option<Tensor>>> {
+    // Per value: read as a linear weight, and read any other way.
+    let mut as_weight = vec![false; preset.len()];
+    let mut otherwise = is_output.to_vec();
+    for node in graph.nodes() {
+        let linear = matches!(&node.kind, NodeKind::Op { op, .. } if std::ptr::eq(*op, &LINEAR));
+        for (i, v) in node.inputs.iter().enumerate() {
+            if linear && i == 1 {
+                as_weight[v.0] = true;
+            } else {
+                otherwise[v.0] = true;
+            }
+        }
+    }
+    let mut packed = vec![None; preset.len()];
+    for (v, w) in preset.iter().enumerate() {
+        if let Some(w) = w
+            && as_weight[v]
+            && !otherwise[v]
+        {
+            packed[v] = pack_linear_weight(w)?;
+        }
+    }
+    Ok(packed)
 }
 
 /// Nodes whose single input dies with them and has their output's type: a one-input
@@ -129,4 +167,39 @@ fn in_place_candidates(graph: &Graph) -> Vec<Option<ValueId>> {
             (one_input_body && computed && uses[v.0] == 1 && graph.value(v).ty == graph.value(out).ty).then_some(v)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::{Dim, GraphBuilder};
+    use crate::{DType, Device};
+
+    fn weight(shape: &[usize]) -> Tensor {
+        Tensor::zeros(shape, DType::F32, Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn only_large_weights_read_only_by_linear_nodes_are_kept_packed() {
+        let mut b = GraphBuilder::new();
+        let x = b.input("x", DType::F32, &[Dim::sym("batch"), Dim::Fixed(80)]).unwrap();
+        let only_linear = b.param("only_linear", &weight(&[96, 80]), false).unwrap();
+        let also_added = b.param("also_added", &weight(&[80, 80]), false).unwrap();
+        let small = b.param("small", &weight(&[8, 80]), false).unwrap();
+        let h = b.op1("linear", &[x, only_linear], &[]).unwrap();
+        let h2 = b.op1("linear", &[x, also_added], &[]).unwrap();
+        let sum = b.op1("relu", &[also_added], &[]).unwrap();
+        let h3 = b.op1("linear", &[x, small], &[]).unwrap();
+        for (name, v) in [("h", h), ("h2", h2), ("sum", sum), ("h3", h3)] {
+            b.output(name, v).unwrap();
+        }
+        let graph = b.finish().unwrap();
+        let packed = |plan: &Plan, v: ValueId| plan.packed[v.0].as_ref().map(|t| t.strides().to_vec());
+        let plan = Plan::new(graph.clone(), true).unwrap();
+        assert_eq!(packed(&plan, only_linear), Some(vec![1, 96]), "stored transposed");
+        assert_eq!(packed(&plan, also_added), None, "also read by relu");
+        assert_eq!(packed(&plan, small), None, "too small to pack");
+        let unplanned = Plan::new(graph, false).unwrap();
+        assert!(unplanned.packed.iter().all(Option::is_none), "level 1 keeps weights as they are");
+    }
 }

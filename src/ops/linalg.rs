@@ -322,10 +322,11 @@ fn linear_f<T: GemmFloat>(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, out_sha
     let mut wv = MatView::new(w.layout().offset(), w.strides()[0], w.strides()[1]).t();
     let mut ws = host_slice::<T>(w)?;
     // gemm reads a packed [in, out] operand much faster than Wᵀ through strides; when the
-    // product is big enough for that to matter, transpose a packed W once.
+    // product is big enough for that to matter, transpose a packed W once. (A weight that
+    // arrives stored transposed is read as it is.)
     // (A tensor, not a Vec: the caching allocator recycles it, a fresh Vec would page-fault.)
     let packed_t;
-    if w.is_contiguous() && rows >= 32 && outf * inf >= 4096 {
+    if w.is_contiguous() && packs_weight(rows, outf, inf) {
         let src = &ws[w.layout().offset()..w.layout().offset() + outf * inf];
         packed_t = new_host::<T>(&[inf, outf], |t| transpose_into(src, outf, inf, t))?;
         ws = host_slice::<T>(&packed_t)?;
@@ -361,6 +362,38 @@ fn linear_f<T: GemmFloat>(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, out_sha
         result = gemm_into((rows, outf, inf), out, outf, bias.is_some(), xs, xv, ws, wv, threads);
     })?;
     result.map(|()| out)
+}
+
+/// Whether [`LINEAR`] over `rows` rows packs a contiguous `[outf, inf]` f32/f64 weight
+/// (transposes it into `[inf, outf]`) before its product: when the product is big enough for
+/// the faster reads to repay the copy. One row never packs (it is a matrix-vector product).
+pub(crate) fn packs_weight(rows: usize, outf: usize, inf: usize) -> bool {
+    rows >= 32 && outf * inf >= 4096
+}
+
+/// `w` stored transposed, as [`LINEAR`] packs it per call where [`packs_weight`] says so:
+/// the same shape and values, with the transpose `[in, out]` contiguous. An executor keeps
+/// one for each fixed weight and hands it to the calls that would pack, which then skip the
+/// copy and give the same bits. `None` for weights that are not contiguous f32/f64 host
+/// matrices, or too small for any call to pack them.
+pub(crate) fn pack_linear_weight(w: &Tensor) -> Result<Option<Tensor>> {
+    if w.ndim() != 2 || !w.is_contiguous() || w.device() != crate::device::Device::Cpu {
+        return Ok(None);
+    }
+    if !packs_weight(usize::MAX, w.shape()[0], w.shape()[1]) {
+        return Ok(None);
+    }
+    fn packed<T: GemmFloat>(w: &Tensor) -> Result<Tensor> {
+        let (outf, inf) = (w.shape()[0], w.shape()[1]);
+        let src = &host_slice::<T>(w)?[w.layout().offset()..][..outf * inf];
+        let t = new_host::<T>(&[inf, outf], |t| transpose_into(src, outf, inf, t))?;
+        Tensor::from_storage(t.storage().clone(), t.layout().transpose(0, 1)?, t.dtype())
+    }
+    Ok(match w.dtype() {
+        DType::F32 => Some(packed::<f32>(w)?),
+        DType::F64 => Some(packed::<f64>(w)?),
+        _ => None,
+    })
 }
 
 /// `x · Wᵀ + bias` for bf16/f16: Wᵀ is read through strides by the packing (no transposed

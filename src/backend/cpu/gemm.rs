@@ -232,6 +232,16 @@ fn dot_lanes<T: GemmFloat>(a: &[T], b: &[T], fma: impl Fn(T, T, T) -> T) -> T {
 /// when large. For batch-1 inference this beats a GEMM, which packs the weight first.
 pub fn gemv<T: GemmFloat>(x: &[T], w: &[T], (n, k): (usize, usize), out: &mut [T]) {
     let work = |j0: usize, block: &mut [T]| {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+            && let Some((x, w, block)) = as_f32(x, w, block)
+        {
+            // SAFETY: the CPU has the features the function is compiled for.
+            unsafe { gemv_rows_f32_avx512(x, w, k, j0, block) };
+            return;
+        }
         for (dj, y) in block.iter_mut().enumerate() {
             let j = j0 + dj;
             *y = *y + dot(x, &w[j * k..(j + 1) * k]);
@@ -244,5 +254,82 @@ pub fn gemv<T: GemmFloat>(x: &[T], w: &[T], (n, k): (usize, usize), out: &mut [T
         install(|| out.par_chunks_mut(BLOCK).enumerate().for_each(|(b, chunk)| work(b * BLOCK, chunk)));
     } else {
         work(0, out);
+    }
+}
+
+/// The three slices as f32 when `T` is f32.
+fn as_f32<'a, T: GemmFloat>(x: &'a [T], w: &'a [T], out: &'a mut [T]) -> Option<(&'a [f32], &'a [f32], &'a mut [f32])> {
+    if std::any::TypeId::of::<T>() != std::any::TypeId::of::<f32>() {
+        return None;
+    }
+    // SAFETY: T is f32 (checked above): each slice is reinterpreted as itself.
+    unsafe {
+        Some((
+            std::slice::from_raw_parts(x.as_ptr().cast(), x.len()),
+            std::slice::from_raw_parts(w.as_ptr().cast(), w.len()),
+            std::slice::from_raw_parts_mut(out.as_mut_ptr().cast(), out.len()),
+        ))
+    }
+}
+
+/// Weight rows [`gemv_rows_f32_avx512`] takes at once: eight independent sums keep both FMA
+/// units busy, where one dot product at a time waits on its own additions.
+const GEMV_ROWS: usize = 8;
+
+/// [`gemv`]'s `out[j] += x · w[j0 + j, :]` for f32 with AVX-512, [`GEMV_ROWS`] weight rows at a
+/// time. Each output is still [`dot_lanes`]'s sum (16 lane sums in k order, a tail, the lanes
+/// folded in order), so the bits are those of [`dot`]; leftover rows go through [`dot`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn gemv_rows_f32_avx512(x: &[f32], w: &[f32], k: usize, j0: usize, out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    assert!(x.len() == k && w.len() >= (j0 + out.len()) * k, "gemv: slices shorter than their shape");
+    let full = k - k % DOT_LANES;
+    let mut groups = out.chunks_exact_mut(GEMV_ROWS);
+    let mut j = j0;
+    for group in &mut groups {
+        let mut acc = [_mm512_setzero_ps(); GEMV_ROWS];
+        for c in (0..full).step_by(DOT_LANES) {
+            // SAFETY: c + 16 <= k, and rows j..j + GEMV_ROWS lie in `w` (asserted above).
+            let xv = unsafe { _mm512_loadu_ps(x.as_ptr().add(c)) };
+            for (r, a) in acc.iter_mut().enumerate() {
+                let wv = unsafe { _mm512_loadu_ps(w.as_ptr().add((j + r) * k + c)) };
+                *a = _mm512_fmadd_ps(xv, wv, *a);
+            }
+        }
+        for (r, (y, a)) in group.iter_mut().zip(&acc).enumerate() {
+            let mut lanes = [0f32; DOT_LANES];
+            // SAFETY: `lanes` holds 16 f32.
+            unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), *a) };
+            let row = &w[(j + r) * k..(j + r + 1) * k];
+            let tail = x[full..].iter().zip(&row[full..]).fold(0f32, |t, (a, b)| a.mul_add(*b, t));
+            *y += lanes.iter().fold(0f32, |s, &v| s + v) + tail;
+        }
+        j += GEMV_ROWS;
+    }
+    for y in groups.into_remainder() {
+        *y += dot(x, &w[j * k..(j + 1) * k]);
+        j += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gemv_gives_each_output_the_bits_of_its_dot_product() {
+        // 8-row groups with a leftover, 16-lane sums with a tail, serial and parallel sizes.
+        for (n, k) in [(13, 37), (64, 16), (429, 429), (300, 300), (5, 3)] {
+            let x: Vec<f32> = (0..k).map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0).collect();
+            let w: Vec<f32> = (0..n * k).map(|i| ((i * 7919 % 1009) as f32 - 500.0) / 333.0).collect();
+            let bias: Vec<f32> = (0..n).map(|j| j as f32 / 3.0).collect();
+            let mut out = bias.clone();
+            gemv(&x, &w, (n, k), &mut out);
+            for j in 0..n {
+                let want = bias[j] + dot(&x, &w[j * k..(j + 1) * k]);
+                assert_eq!(out[j].to_bits(), want.to_bits(), "{n}x{k}, output {j}");
+            }
+        }
     }
 }

@@ -23,7 +23,9 @@ use std::time::Instant;
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
     /// 0: run the graph as given; 1: constant folding, CSE, DCE and algebraic
-    /// simplification; 2: also fusion and memory planning (the default).
+    /// simplification; 2: also fusion, memory planning and a packed copy of each fixed
+    /// weight read only by linear nodes (the default; the copies cost those weights' size
+    /// once more and save a transpose on every large call).
     pub opt_level: u8,
     /// Where the graph runs.
     pub device: Device,

@@ -39,9 +39,8 @@ impl Plan {
     /// after its last reader, and fixed weights read only by linear nodes are also kept in
     /// the layout their product reads fastest.
     pub fn new(graph: Graph, planned: bool) -> Result<Plan> {
-        let free_dead = planned;
         let n_values = graph.num_values();
-        let mut preset: Vec<Option<Tensor>> = vec![None; n_values];
+        let mut preset = vec![None; n_values];
         let mut feedable = HashMap::new();
         // Level of the node defining each value (sources are level 0, ops from 1).
         let mut value_level = vec![0usize; n_values];
@@ -71,7 +70,7 @@ impl Plan {
             }
         }
         let mut free_after = vec![Vec::new(); levels.len()];
-        if free_dead {
+        if planned {
             // The last level reading each computed value; outputs and sources stay.
             let mut last: Vec<Option<usize>> = vec![None; n_values];
             for (li, level) in levels.iter().enumerate() {
@@ -105,7 +104,7 @@ impl Plan {
                 }
             }
         }
-        let in_place = if free_dead { in_place_candidates(&graph) } else { vec![None; graph.nodes().len()] };
+        let in_place = if planned { in_place_candidates(&graph) } else { vec![None; graph.nodes().len()] };
         let mut is_output = vec![false; n_values];
         for (_, v) in graph.outputs() {
             is_output[v.0] = true;

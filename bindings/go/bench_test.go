@@ -1,7 +1,12 @@
 package deepseek
 
 import (
+	"runtime"
+	"slices"
 	"testing"
+	"time"
+
+	"github.com/libdeepseek/deepseek-go/internal/cloop"
 )
 
 // Benchmarks for the bindings issue: the per-call cost of a batch-1 predict on the
@@ -35,19 +40,86 @@ func benchPredict(b *testing.B) {
 	rows := scenarioRows(b)
 	defer closeRows(rows)
 	feeds := []Feed{{"dense", rows[0][0]}, {"ids", rows[0][1]}}
-	var p [1]float32
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		out, err := ex.Run(bg, feeds, probFetch)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := CopyOut(out[0], p[:]); err != nil {
-			b.Fatal(err)
-		}
-		out[0].Close()
+		predictOnce(b, ex, feeds)
 	}
+}
+
+// predictOnce is one request: run, copy the probability out, close the output.
+func predictOnce(b *testing.B, ex *Executor, feeds []Feed) {
+	var p [1]float32
+	out, err := ex.Run(bg, feeds, probFetch)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := CopyOut(out[0], p[:]); err != nil {
+		b.Fatal(err)
+	}
+	out[0].Close()
+}
+
+// BenchmarkPredictBatch1VsC measures what the binding adds to C's per-call cost. Rounds of
+// Go requests alternate with rounds of the same requests made by a C loop (internal/cloop)
+// on the same executor and feeds, with a one-thread pool, so both sides see the same machine
+// state; this host's speed drifts by tens of percent between separate runs. Reports medians
+// over the rounds: go-ns/call, c-ns/call and go-c-ns/call (the per-round difference).
+// Run with -benchtime 1x: each iteration is a full set of rounds.
+func BenchmarkPredictBatch1VsC(b *testing.B) {
+	const rounds, calls = 15, 4000
+	n, err := NumThreads()
+	check(b, err)
+	check(b, SetNumThreads(1))
+	defer SetNumThreads(n)
+	in := loadScenarioInputs(b)
+	defer in.Close()
+	served := exportScenario(b, in)
+	defer served.Close()
+	ex, err := NewExecutor(served, nil)
+	check(b, err)
+	defer ex.Close()
+	rows := scenarioRows(b)
+	defer closeRows(rows)
+	feeds := []Feed{{"dense", rows[0][0]}, {"ids", rows[0][1]}}
+	goRound := func() float64 {
+		t0 := time.Now()
+		for c := 0; c < calls; c++ {
+			predictOnce(b, ex, feeds)
+		}
+		return float64(time.Since(t0).Nanoseconds()) / calls
+	}
+	cRound := func() float64 {
+		t0 := time.Now()
+		check(b, cloop.Predict(ex.h.ptr, feeds[0].Tensor.h.ptr, feeds[1].Tensor.h.ptr, calls))
+		return float64(time.Since(t0).Nanoseconds()) / calls
+	}
+	goRound() // warm-up
+	cRound()
+	var goNs, cNs, diff []float64
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for r := 0; r < rounds; r++ {
+			var g, c float64
+			if r%2 == 0 { // alternate the order so a drift within a round pair cancels
+				g, c = goRound(), cRound()
+			} else {
+				c, g = cRound(), goRound()
+			}
+			goNs, cNs, diff = append(goNs, g), append(cNs, c), append(diff, g-c)
+		}
+	}
+	runtime.KeepAlive(ex)
+	runtime.KeepAlive(feeds)
+	b.ReportMetric(median(goNs), "go-ns/call")
+	b.ReportMetric(median(cNs), "c-ns/call")
+	b.ReportMetric(median(diff), "go-c-ns/call")
+}
+
+// median of v (v is reordered).
+func median(v []float64) float64 {
+	slices.Sort(v)
+	return v[len(v)/2]
 }
 
 const copyN = 1 << 20

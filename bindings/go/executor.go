@@ -193,13 +193,13 @@ func (e *Executor) RunWith(ctx context.Context, feeds []Feed, fetches []string, 
 	if testHookRunAcquired != nil {
 		testHookRunAcquired()
 	}
-	feedBlob, feedPtrs, doneFeeds, err := prepareFeeds(feeds)
-	if err != nil {
+	sc := getScratch()
+	defer sc.put()
+	if err := sc.bindFeeds(feeds); err != nil {
 		return nil, err
 	}
-	defer doneFeeds()
-	fetchBlob, err := nameBlob(fetches)
-	if err != nil {
+	defer releaseFeeds(feeds)
+	if err := sc.bindFetches(fetches); err != nil {
 		return nil, err
 	}
 
@@ -222,10 +222,14 @@ func (e *Executor) RunWith(ctx context.Context, feeds []Feed, fetches []string, 
 	}
 	if ctx.Done() != nil {
 		if token == nil {
+			// A variable of its own: C writes through its address, which moves it to the
+			// heap, and only runs with a context should pay for that.
+			var created *C.DsCancelToken
 			var msg *C.char
-			if err := statusError(C.dsgo_cancel_token_new(&token, &msg), msg); err != nil {
+			if err := statusError(C.dsgo_cancel_token_new(&created, &msg), msg); err != nil {
 				return nil, err
 			}
+			token = created
 			defer C.ds_cancel_token_free(token)
 		}
 		fired := make(chan struct{})
@@ -247,19 +251,12 @@ func (e *Executor) RunWith(ctx context.Context, feeds []Feed, fetches []string, 
 		}
 	}
 
-	out := make([]*C.DsTensor, len(fetches)+1) // +1: never empty, so &out[0] is valid
-	var fp **C.DsTensor
-	if len(feedPtrs) > 0 {
-		fp = &feedPtrs[0]
-	}
-	var msg *C.char
-	s := C.dsgo_executor_run((*C.DsExecutor)(ep), (*C.char)(unsafe.Pointer(&feedBlob[0])), fp, C.size_t(len(feeds)),
-		(*C.char)(unsafe.Pointer(&fetchBlob[0])), C.size_t(len(fetches)), token, stats, &out[0], &msg)
-	runtime.KeepAlive(feedBlob)
-	runtime.KeepAlive(feedPtrs)
-	runtime.KeepAlive(fetchBlob)
+	s := C.dsgo_executor_run((*C.DsExecutor)(ep), sc.feedBlob(), sc.feedPtrs(), C.size_t(len(feeds)),
+		sc.fetchBlob(), C.size_t(len(fetches)), token, stats, sc.outPtr(), &sc.msg)
+	runtime.KeepAlive(sc)
+	runtime.KeepAlive(feeds)
 	runtime.KeepAlive(e)
-	if err := statusError(s, msg); err != nil {
+	if err := statusError(s, sc.msg); err != nil {
 		if s == C.DS_STATUS_CANCELLED && ctx.Err() != nil {
 			err.(*Error).cause = ctx.Err()
 		}
@@ -269,25 +266,7 @@ func (e *Executor) RunWith(ctx context.Context, feeds []Feed, fetches []string, 
 		opts.Stats.NodesRun = int64(stats.nodes_run)
 		opts.Stats.PeakBytes = int64(stats.peak_bytes)
 	}
-	return wrapTensors(out[:len(fetches)]), nil
-}
-
-// prepareFeeds acquires the feed tensors and packs their names.
-func prepareFeeds(feeds []Feed) ([]byte, []*C.DsTensor, func(), error) {
-	names := make([]string, len(feeds))
-	tensors := make([]*Tensor, len(feeds))
-	for i, f := range feeds {
-		names[i], tensors[i] = f.Name, f.Tensor
-	}
-	blob, err := nameBlob(names)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	ptrs, done, err := acquireTensors(tensors)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return blob, ptrs, done, nil
+	return wrapTensors(sc.out[:len(fetches)]), nil
 }
 
 // Close frees the executor after every run in flight on it returns; runs started after

@@ -21,6 +21,7 @@ type handle struct {
 	free  func(unsafe.Pointer) // the C ds_<thing>_free
 	kind  string               // "Tensor", "Executor", ... for messages
 	once  sync.Once            // makes Close idempotent and lets a second Close wait for the first
+	net   safetyNet            // the garbage-collector safety net, cancelled by close
 }
 
 func newHandle(kind string, ptr unsafe.Pointer, free func(unsafe.Pointer)) *handle {
@@ -63,6 +64,7 @@ func (h *handle) close() bool {
 			}
 		}
 		h.free(h.ptr)
+		h.net.stop()
 		freed = true
 	})
 	return freed

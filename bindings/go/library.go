@@ -74,17 +74,9 @@ func cString(s string) ([]byte, error) {
 // nameBlob packs names as consecutive NUL-terminated strings for the shims to split: one
 // Go buffer holding no Go pointers, which cgo lets C read for the duration of a call.
 func nameBlob(names []string) ([]byte, error) {
-	n := 0
+	n := 1
 	for _, s := range names {
-		if strings.IndexByte(s, 0) >= 0 {
-			return nil, argError("name %q contains a NUL byte", s)
-		}
 		n += len(s) + 1
 	}
-	b := make([]byte, 0, n+1) // +1: never empty, so &b[0] is valid
-	for _, s := range names {
-		b = append(b, s...)
-		b = append(b, 0)
-	}
-	return b[:n+1], nil
+	return appendNames(make([]byte, 0, n), names)
 }

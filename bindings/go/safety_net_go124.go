@@ -9,5 +9,13 @@ import "runtime"
 // runtime.AddCleanup (not SetFinalizer) because it cannot resurrect owner and h holds no
 // reference back to owner.
 func attachSafetyNet[T any](owner *T, h *handle) {
-	runtime.AddCleanup(owner, reclaim, h)
+	h.net = safetyNet{runtime.AddCleanup(owner, reclaim, h)}
 }
+
+// safetyNet is the cleanup registered for a handle. Close cancels it: the runtime keeps
+// cleanups in a per-span list that each registration walks, so records of closed objects
+// left for the collector would make every later registration slower.
+type safetyNet struct{ cleanup runtime.Cleanup }
+
+// stop cancels the cleanup; a no-op when none was registered or it is already running.
+func (n safetyNet) stop() { n.cleanup.Stop() }

@@ -9,3 +9,9 @@ import "runtime"
 func attachSafetyNet[T any](owner *T, h *handle) {
 	runtime.SetFinalizer(owner, func(*T) { reclaim(h) })
 }
+
+// safetyNet is empty before Go 1.24: a finalizer is not cancelled by Close (the handle does
+// not know its owner), and it finds the handle already closed.
+type safetyNet struct{}
+
+func (safetyNet) stop() {}

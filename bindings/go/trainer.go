@@ -235,52 +235,43 @@ func (t *Trainer) with(call func(p *C.DsTrainer, msg **C.char) C.DsStatus) error
 // Step runs one training step on feeds and returns the loss (ErrNonFinite: the step was
 // refused and changed nothing).
 func (t *Trainer) Step(feeds []Feed) (float64, error) {
-	blob, ptrs, done, err := prepareFeeds(feeds)
-	if err != nil {
+	sc := getScratch()
+	defer sc.put()
+	if err := sc.bindFeeds(feeds); err != nil {
 		return 0, err
 	}
-	defer done()
-	var fp **C.DsTensor
-	if len(ptrs) > 0 {
-		fp = &ptrs[0]
-	}
+	defer releaseFeeds(feeds)
 	var loss C.double
-	err = t.with(func(p *C.DsTrainer, msg **C.char) C.DsStatus {
-		return C.dsgo_trainer_step(p, (*C.char)(unsafe.Pointer(&blob[0])), fp, C.size_t(len(ptrs)), &loss, msg)
+	err := t.with(func(p *C.DsTrainer, msg **C.char) C.DsStatus {
+		return C.dsgo_trainer_step(p, sc.feedBlob(), sc.feedPtrs(), C.size_t(len(feeds)), &loss, msg)
 	})
-	runtime.KeepAlive(blob)
-	runtime.KeepAlive(ptrs)
+	runtime.KeepAlive(sc)
+	runtime.KeepAlive(feeds)
 	return float64(loss), err
 }
 
 // Evaluate runs the forward graph with the current parameters and returns new tensors for
 // the fetched outputs, in order.
 func (t *Trainer) Evaluate(feeds []Feed, fetches []string) ([]*Tensor, error) {
-	blob, ptrs, done, err := prepareFeeds(feeds)
-	if err != nil {
+	sc := getScratch()
+	defer sc.put()
+	if err := sc.bindFeeds(feeds); err != nil {
 		return nil, err
 	}
-	defer done()
-	fetchBlob, err := nameBlob(fetches)
-	if err != nil {
+	defer releaseFeeds(feeds)
+	if err := sc.bindFetches(fetches); err != nil {
 		return nil, err
 	}
-	var fp **C.DsTensor
-	if len(ptrs) > 0 {
-		fp = &ptrs[0]
-	}
-	out := make([]*C.DsTensor, len(fetches)+1)
-	err = t.with(func(p *C.DsTrainer, msg **C.char) C.DsStatus {
-		return C.dsgo_trainer_evaluate(p, (*C.char)(unsafe.Pointer(&blob[0])), fp, C.size_t(len(ptrs)),
-			(*C.char)(unsafe.Pointer(&fetchBlob[0])), C.size_t(len(fetches)), &out[0], msg)
+	err := t.with(func(p *C.DsTrainer, msg **C.char) C.DsStatus {
+		return C.dsgo_trainer_evaluate(p, sc.feedBlob(), sc.feedPtrs(), C.size_t(len(feeds)),
+			sc.fetchBlob(), C.size_t(len(fetches)), sc.outPtr(), msg)
 	})
-	runtime.KeepAlive(blob)
-	runtime.KeepAlive(ptrs)
-	runtime.KeepAlive(fetchBlob)
+	runtime.KeepAlive(sc)
+	runtime.KeepAlive(feeds)
 	if err != nil {
 		return nil, err
 	}
-	return wrapTensors(out[:len(fetches)]), nil
+	return wrapTensors(sc.out[:len(fetches)]), nil
 }
 
 // Export returns an inference-only graph computing the named outputs with the current

@@ -22,24 +22,38 @@ func BenchmarkPredictBatch1(b *testing.B) { benchPredict(b) }
 // BenchmarkPredictBatch1Inline is BenchmarkPredictBatch1 with a one-thread pool (ops run on
 // the calling thread), which leaves mostly the per-call cost that the binding adds to C's.
 func BenchmarkPredictBatch1Inline(b *testing.B) {
-	n, err := NumThreads()
-	check(b, err)
-	check(b, SetNumThreads(1))
-	defer SetNumThreads(n)
+	defer oneThreadPool(b)()
 	benchPredict(b)
 }
 
-func benchPredict(b *testing.B) {
+// oneThreadPool sets the engine's pool to one thread; the returned func restores it.
+func oneThreadPool(b *testing.B) func() {
+	n, err := NumThreads()
+	check(b, err)
+	check(b, SetNumThreads(1))
+	return func() { check(b, SetNumThreads(n)) }
+}
+
+// predictSetup makes the benchmarks' executor (the scenario's exported graph) and batch-1
+// feeds; the returned func frees them.
+func predictSetup(b *testing.B) (*Executor, []Feed, func()) {
 	in := loadScenarioInputs(b)
-	defer in.Close()
 	served := exportScenario(b, in)
-	defer served.Close()
 	ex, err := NewExecutor(served, nil)
 	check(b, err)
-	defer ex.Close()
 	rows := scenarioRows(b)
-	defer closeRows(rows)
 	feeds := []Feed{{"dense", rows[0][0]}, {"ids", rows[0][1]}}
+	return ex, feeds, func() {
+		closeRows(rows)
+		ex.Close()
+		served.Close()
+		in.Close()
+	}
+}
+
+func benchPredict(b *testing.B) {
+	ex, feeds, done := predictSetup(b)
+	defer done()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -68,20 +82,9 @@ func predictOnce(b *testing.B, ex *Executor, feeds []Feed) {
 // Run with -benchtime 1x: each iteration is a full set of rounds.
 func BenchmarkPredictBatch1VsC(b *testing.B) {
 	const rounds, calls = 15, 4000
-	n, err := NumThreads()
-	check(b, err)
-	check(b, SetNumThreads(1))
-	defer SetNumThreads(n)
-	in := loadScenarioInputs(b)
-	defer in.Close()
-	served := exportScenario(b, in)
-	defer served.Close()
-	ex, err := NewExecutor(served, nil)
-	check(b, err)
-	defer ex.Close()
-	rows := scenarioRows(b)
-	defer closeRows(rows)
-	feeds := []Feed{{"dense", rows[0][0]}, {"ids", rows[0][1]}}
+	defer oneThreadPool(b)()
+	ex, feeds, done := predictSetup(b)
+	defer done()
 	goRound := func() float64 {
 		t0 := time.Now()
 		for c := 0; c < calls; c++ {

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "deepseek.h"
+#include "predict_request.h"
 
 #define TRY(call)                                                                              \
     do {                                                                                       \
@@ -74,14 +75,10 @@ static DsGraph *scenario_graph(void) {
     return served;
 }
 
-/* One request: run, copy the probability out, free the output. */
+/* One request (predict_request.h), exiting on failure. */
 static float predict(const DsExecutor *ex, const DsTensor *const *feeds) {
-    static const char *names[2] = {"dense", "ids"}, *fetch[1] = {"prob"};
-    DsTensor *out[1] = {NULL};
     float prob = 0;
-    TRY(ds_executor_run(ex, names, feeds, 2, fetch, 1, out));
-    TRY(ds_tensor_copy_to(out[0], &prob, sizeof prob));
-    ds_tensor_free(out[0]);
+    TRY(predict_request(ex, feeds, &prob));
     return prob;
 }
 

@@ -47,16 +47,9 @@ func (s *callScratch) bindFeeds(feeds []Feed) error {
 		}
 	}
 	s.feedNames = append(names, 0) // never empty, so the blob's address is valid
-	s.feeds = s.feeds[:0]
-	for i, f := range feeds {
-		p, err := f.Tensor.handle().acquire("Tensor")
-		if err != nil {
-			releaseFeeds(feeds[:i])
-			return err
-		}
-		s.feeds = append(s.feeds, (*C.DsTensor)(p))
-	}
-	return nil
+	var err error
+	s.feeds, err = acquireEach(s.feeds[:0], len(feeds), func(i int) *Tensor { return feeds[i].Tensor })
+	return err
 }
 
 // releaseFeeds ends the calls bindFeeds registered on the feeds' tensors.

@@ -197,16 +197,9 @@ func (t *Tensor) Close() error {
 // acquireTensors registers a call in flight on each tensor and returns their C handles;
 // release undoes it. A closed tensor fails the whole call before C sees anything.
 func acquireTensors(ts []*Tensor) ([]*C.DsTensor, func(), error) {
-	ps := make([]*C.DsTensor, len(ts))
-	for i, t := range ts {
-		p, err := t.handle().acquire("Tensor")
-		if err != nil {
-			for _, u := range ts[:i] {
-				u.h.release()
-			}
-			return nil, nil, err
-		}
-		ps[i] = (*C.DsTensor)(p)
+	ps, err := acquireEach(make([]*C.DsTensor, 0, len(ts)), len(ts), func(i int) *Tensor { return ts[i] })
+	if err != nil {
+		return nil, nil, err
 	}
 	return ps, func() {
 		for _, t := range ts {
@@ -214,4 +207,20 @@ func acquireTensors(ts []*Tensor) ([]*C.DsTensor, func(), error) {
 		}
 		runtime.KeepAlive(ts)
 	}, nil
+}
+
+// acquireEach registers a call in flight on tensor(0), ..., tensor(n-1) and appends their C
+// handles to ps. On a closed tensor it releases the ones before it and fails.
+func acquireEach(ps []*C.DsTensor, n int, tensor func(int) *Tensor) ([]*C.DsTensor, error) {
+	for i := 0; i < n; i++ {
+		p, err := tensor(i).handle().acquire("Tensor")
+		if err != nil {
+			for j := 0; j < i; j++ {
+				tensor(j).h.release()
+			}
+			return ps, err
+		}
+		ps = append(ps, (*C.DsTensor)(p))
+	}
+	return ps, nil
 }

@@ -231,13 +231,14 @@ fn dot_lanes<T: GemmFloat>(a: &[T], b: &[T], fma: impl Fn(T, T, T) -> T) -> T {
 /// product per weight row, reading the weight once without packing it, parallel over rows
 /// when large. For batch-1 inference this beats a GEMM, which packs the weight first.
 pub fn gemv<T: GemmFloat>(x: &[T], w: &[T], (n, k): (usize, usize), out: &mut [T]) {
+    // Asked once per product, not once per block of rows.
+    #[cfg(target_arch = "x86_64")]
+    let avx512 = std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma");
     let work = |j0: usize, block: &mut [T]| {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma")
-            && let Some((x, w, block)) = as_f32(x, w, block)
-        {
+        if avx512 && let Some((x, w, block)) = as_f32(x, w, block) {
             // SAFETY: the CPU has the features the function is compiled for.
             unsafe { gemv_rows_f32_avx512(x, w, k, j0, block) };
             return;

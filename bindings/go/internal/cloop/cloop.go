@@ -1,27 +1,22 @@
-// Package cloop runs the C baseline of the binding's per-call benchmark: the same batch-1
-// request loop as benches/c/predict_overhead.c, written in C and called once per round, so
-// a Go benchmark can interleave Go rounds with C rounds in one process and one time window.
+// Package cloop runs the C baseline of the binding's per-call benchmark: the request of
+// benches/c/predict_overhead.c (benches/c/predict_request.h) in a C loop called once per
+// round, so a Go benchmark can interleave Go rounds with C rounds in one process and one
+// time window.
 // It is internal: only the benchmarks use it.
 package cloop
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../../../include
+#cgo CFLAGS: -I${SRCDIR}/../../../../include -I${SRCDIR}/../../../../benches/c
 #cgo LDFLAGS: -L${SRCDIR}/../../../../target/release -ldeepseek -Wl,-rpath,${SRCDIR}/../../../../target/release
 #include <stdint.h>
-#include "deepseek.h"
+#include "predict_request.h"
 
-// n requests on ex: run with the two feeds, copy "prob" out, free the output. Returns the
-// first failure's status (the caller reads ds_last_error on this thread right after).
+// n requests on ex; the first failure's status.
 static DsStatus cloop_predict(const DsExecutor *ex, const DsTensor *dense, const DsTensor *ids, int64_t n) {
-    static const char *names[2] = {"dense", "ids"}, *fetch[1] = {"prob"};
     const DsTensor *feeds[2] = {dense, ids};
     for (int64_t c = 0; c < n; c++) {
-        DsTensor *out[1] = {NULL};
         float prob = 0;
-        DsStatus s = ds_executor_run(ex, names, feeds, 2, fetch, 1, out);
-        if (s != DS_STATUS_OK) return s;
-        s = ds_tensor_copy_to(out[0], &prob, sizeof prob);
-        ds_tensor_free(out[0]);
+        DsStatus s = predict_request(ex, feeds, &prob);
         if (s != DS_STATUS_OK) return s;
     }
     return DS_STATUS_OK;

@@ -195,13 +195,10 @@ func (e *Executor) RunWith(ctx context.Context, feeds []Feed, fetches []string, 
 	}
 	sc := getScratch()
 	defer sc.put()
-	if err := sc.bindFeeds(feeds); err != nil {
+	if err := sc.bind(feeds, fetches); err != nil {
 		return nil, err
 	}
 	defer releaseFeeds(feeds)
-	if err := sc.bindFetches(fetches); err != nil {
-		return nil, err
-	}
 
 	var token *C.DsCancelToken
 	var userToken *CancelToken
@@ -252,11 +249,11 @@ func (e *Executor) RunWith(ctx context.Context, feeds []Feed, fetches []string, 
 	}
 
 	s := C.dsgo_executor_run((*C.DsExecutor)(ep), sc.feedBlob(), sc.feedPtrs(), C.size_t(len(feeds)),
-		sc.fetchBlob(), C.size_t(len(fetches)), token, stats, sc.outPtr(), &sc.msg)
+		sc.fetchBlob(), C.size_t(len(fetches)), token, stats, sc.outPtr(), sc.msgPtr())
 	runtime.KeepAlive(sc)
 	runtime.KeepAlive(feeds)
 	runtime.KeepAlive(e)
-	if err := statusError(s, sc.msg); err != nil {
+	if err := statusError(s, *sc.msg); err != nil {
 		if s == C.DS_STATUS_CANCELLED && ctx.Err() != nil {
 			err.(*Error).cause = ctx.Err()
 		}

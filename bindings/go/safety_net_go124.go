@@ -19,3 +19,6 @@ type safetyNet struct{ cleanup runtime.Cleanup }
 
 // stop cancels the cleanup; a no-op when none was registered or it is already running.
 func (n safetyNet) stop() { n.cleanup.Stop() }
+
+// whenCollected runs fn(arg) after owner becomes unreachable; arg must not reach owner.
+func whenCollected[T, A any](owner *T, fn func(A), arg A) { runtime.AddCleanup(owner, fn, arg) }

@@ -15,3 +15,8 @@ func attachSafetyNet[T any](owner *T, h *handle) {
 type safetyNet struct{}
 
 func (safetyNet) stop() {}
+
+// whenCollected runs fn(arg) after owner becomes unreachable (a finalizer before Go 1.24).
+func whenCollected[T, A any](owner *T, fn func(A), arg A) {
+	runtime.SetFinalizer(owner, func(*T) { fn(arg) })
+}

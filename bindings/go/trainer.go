@@ -237,7 +237,7 @@ func (t *Trainer) with(call func(p *C.DsTrainer, msg **C.char) C.DsStatus) error
 func (t *Trainer) Step(feeds []Feed) (float64, error) {
 	sc := getScratch()
 	defer sc.put()
-	if err := sc.bindFeeds(feeds); err != nil {
+	if err := sc.bind(feeds, nil); err != nil {
 		return 0, err
 	}
 	defer releaseFeeds(feeds)
@@ -255,13 +255,10 @@ func (t *Trainer) Step(feeds []Feed) (float64, error) {
 func (t *Trainer) Evaluate(feeds []Feed, fetches []string) ([]*Tensor, error) {
 	sc := getScratch()
 	defer sc.put()
-	if err := sc.bindFeeds(feeds); err != nil {
+	if err := sc.bind(feeds, fetches); err != nil {
 		return nil, err
 	}
 	defer releaseFeeds(feeds)
-	if err := sc.bindFetches(fetches); err != nil {
-		return nil, err
-	}
 	err := t.with(func(p *C.DsTrainer, msg **C.char) C.DsStatus {
 		return C.dsgo_trainer_evaluate(p, sc.feedBlob(), sc.feedPtrs(), C.size_t(len(feeds)),
 			sc.fetchBlob(), C.size_t(len(fetches)), sc.outPtr(), msg)

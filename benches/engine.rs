@@ -6,6 +6,7 @@
 
 use deepseek::ops::fused::{FusedProgram, FusedStep, Reg, run_fused};
 use deepseek::ops::{Attrs, find_op};
+use deepseek::train::optim::OptimizerConfig;
 use deepseek::{DType, Device, Generator, Result, Tensor};
 
 mod common;
@@ -161,6 +162,9 @@ fn dispatch(quick: bool) -> Result<()> {
     Ok(())
 }
 
+/// Names the optimizer keys the MLP's parameters by.
+const PARAM_NAMES: [&str; 6] = ["w1", "b1", "w2", "b2", "w3", "b3"];
+
 fn mlp(quick: bool) -> Result<()> {
     // Eager MLP step: 784-512-512-10, batch 128, forward + backward + SGD.
     let dims = [784usize, 512, 512, 10];
@@ -179,11 +183,13 @@ fn mlp(quick: bool) -> Result<()> {
     let xb = randn(&[128, 784], 9)?;
     let yb =
         Tensor::rand_uniform(&[128], 0.0, 10.0, DType::F32, Device::Cpu, &mut Generator::new(10))?.cast(DType::I64)?;
-    let lr = Tensor::full(&[], 0.01, DType::F32, Device::Cpu)?;
+    // The engine's SGD optimizer updates each parameter in place, one pass over it, as
+    // torch.optim.SGD does in the peer script.
+    let mut sgd = OptimizerConfig::Sgd { momentum: 0.0, nesterov: false, weight_decay: 0.0 }.build();
+    for p in &params {
+        p.set_requires_grad(true);
+    }
     let step = median_secs(if quick { 5 } else { 31 }, 3, || {
-        for p in &params {
-            p.set_requires_grad(true);
-        }
         let mut h = xb.clone();
         for (l, wb) in params.chunks(2).enumerate() {
             h = h.linear(&wb[0], Some(&wb[1])).unwrap();
@@ -192,10 +198,12 @@ fn mlp(quick: bool) -> Result<()> {
             }
         }
         h.cross_entropy(&yb).unwrap().backward().unwrap();
-        params = params
-            .iter()
-            .map(|p| deepseek::autograd::no_grad(|| p.sub(&p.grad().unwrap().unwrap().mul(&lr).unwrap()).unwrap()))
-            .collect();
+        drop(h);
+        for (i, p) in params.iter_mut().enumerate() {
+            let g = p.gradient().expect("every parameter has a gradient");
+            p.zero_grad();
+            sgd.update(PARAM_NAMES[i], p, &g, 0.01).unwrap();
+        }
     });
     println!("mlp_train_step 784-512-512-10 b128: {:.3} ms", step * 1e3);
     Ok(())

@@ -9,6 +9,7 @@ pub mod gemm;
 pub mod im2col;
 pub mod lowp;
 pub mod reduce;
+pub mod transpose;
 
 use super::{Backend, Storage};
 use crate::device::Device;

@@ -24,7 +24,7 @@ type callScratch struct {
 
 // cSlots is a block of pointer-sized slots in C memory, grown on demand. The slots are C
 // memory, not Go's, because cgo's pointer check scans Go memory that a pointer-to-pointer
-// argument reaches on every call (about half a microsecond of a batch-1 predict), and lets
+// argument reaches on every call (a measurable share of a batch-1 predict), and lets
 // C memory through untouched.
 type cSlots struct {
 	base unsafe.Pointer

@@ -85,12 +85,12 @@ pub fn gemm_into<T: GemmFloat>(
     // in bounds too; `dst` is exclusively borrowed, ranges given to different threads are
     // disjoint, and `a`/`b` are only read. T is f32 or f64, which gemm supports (it panics
     // only for other types).
-    let cols = |dst: Ptr<T>, (j0, j1): (usize, usize), par: gemm::Parallelism| unsafe {
+    let cols = |dst: Dst<T>, (j0, j1): (usize, usize), par: gemm::Parallelism| unsafe {
         gemm::gemm(
             m,
             j1 - j0,
             k,
-            dst.0.add(j0),
+            dst.get().add(j0),
             1,
             dst_rs as isize,
             accumulate,
@@ -108,7 +108,7 @@ pub fn gemm_into<T: GemmFloat>(
             par,
         )
     };
-    let out = Ptr(dst.as_mut_ptr());
+    let out = Dst(dst.as_mut_ptr());
     if threads > 1 && splits_columns(m, n, k, threads) {
         // One serial product per thread on its own block of columns.
         use rayon::prelude::*;
@@ -139,12 +139,20 @@ fn splits_columns(m: usize, n: usize, k: usize, threads: usize) -> bool {
     m <= 256 && k >= 256 && n >= 128 * threads
 }
 
-/// The destination pointer, shared by threads that write disjoint column blocks.
+/// A destination pointer shared by tasks that write disjoint parts of one product (column
+/// blocks here, tiles in the low-precision kernels).
 #[derive(Clone, Copy)]
-struct Ptr<T>(*mut T);
-// SAFETY: the threads given one write disjoint elements (see gemm_into).
-unsafe impl<T> Send for Ptr<T> {}
-unsafe impl<T> Sync for Ptr<T> {}
+pub(crate) struct Dst<O>(pub(crate) *mut O);
+// SAFETY: every user hands each task a disjoint set of elements to write.
+unsafe impl<O> Send for Dst<O> {}
+unsafe impl<O> Sync for Dst<O> {}
+
+impl<O> Dst<O> {
+    /// The pointer (a method, so closures capture the whole Send + Sync wrapper).
+    pub(crate) fn get(self) -> *mut O {
+        self.0
+    }
+}
 
 /// Integer element types for [`int_matmul_into`] (wrapping arithmetic, like NumPy).
 pub trait GemmInt: Element + WrappingAdd + WrappingMul {}

@@ -8,8 +8,9 @@
 //! request fails the AVX-512 driver runs instead.
 
 use super::LowpOut;
-use super::native::{Dst, split_tasks, write_tile_row};
+use super::native::{split_tasks, write_tile_row};
 use super::pack::{NR, pack_b, transpose_u16_8x8};
+use crate::backend::cpu::gemm::Dst;
 use crate::backend::cpu::gemm::MatView;
 use crate::runtime::install;
 use rayon::prelude::*;

@@ -3,7 +3,7 @@
 use super::kernel_x86::{tile_bf16, tile_f32};
 use super::pack::{MR, NR, pack_a, pack_b};
 use super::{LowpFloat, LowpOut};
-use crate::backend::cpu::gemm::MatView;
+use crate::backend::cpu::gemm::{Dst, MatView};
 use crate::dtype::DType;
 use crate::runtime::install;
 use half::f16;
@@ -39,20 +39,6 @@ fn packed(pairs: bool, words: usize, fill: impl FnOnce(&mut [u16])) -> Panels {
         let h: &[f16] = half::slice::HalfBitsSliceExt::reinterpret_cast(&h[..]);
         h.convert_to_f32_slice(&mut f);
         Panels::Floats(f)
-    }
-}
-
-/// A destination pointer shared by tasks that write disjoint tiles.
-#[derive(Clone, Copy)]
-pub(super) struct Dst<O>(pub(super) *mut O);
-// SAFETY: tasks write disjoint elements (distinct row blocks or column chunks).
-unsafe impl<O> Send for Dst<O> {}
-unsafe impl<O> Sync for Dst<O> {}
-
-impl<O> Dst<O> {
-    /// The pointer (a method, so closures capture the whole Send + Sync wrapper).
-    pub(super) fn get(self) -> *mut O {
-        self.0
     }
 }
 

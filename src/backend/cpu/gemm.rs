@@ -2,7 +2,7 @@
 
 use crate::dtype::Element;
 use crate::error::{Error, Result};
-use crate::runtime::install;
+use crate::runtime::{for_each_part_pinned, install, num_threads};
 use num_traits::{WrappingAdd, WrappingMul};
 
 /// A matrix inside a host slice: element `(r, c)` is at `off + r * rs + c * cs`. Any
@@ -110,13 +110,11 @@ pub fn gemm_into<T: GemmFloat>(
     };
     let out = Dst(dst.as_mut_ptr());
     if threads > 1 && splits_columns(m, n, k, threads) {
-        // One serial product per thread on its own block of columns.
-        use rayon::prelude::*;
+        // One serial product per thread on its own block of columns, the same block on the
+        // same thread each call (a fixed weight's block stays in that core's cache).
         let block = (n / threads).next_multiple_of(COLUMN_ALIGN);
-        install(|| {
-            (0..n.div_ceil(block))
-                .into_par_iter()
-                .for_each(|t| cols(out, (t * block, ((t + 1) * block).min(n)), gemm::Parallelism::None))
+        for_each_part_pinned(n.div_ceil(block), |t| {
+            cols(out, (t * block, ((t + 1) * block).min(n)), gemm::Parallelism::None)
         });
     } else if threads > 1 {
         // Inside the engine pool, so gemm's rayon tasks run on our threads.
@@ -255,11 +253,19 @@ pub fn gemv<T: GemmFloat>(x: &[T], w: &[T], (n, k): (usize, usize), out: &mut [T
             *y = *y + dot(x, &w[j * k..(j + 1) * k]);
         }
     };
-    if n * k >= 1 << 16 {
-        use rayon::prelude::*;
-        // Runs of weight rows per task: enough work to amortise scheduling.
-        const BLOCK: usize = 32;
-        install(|| out.par_chunks_mut(BLOCK).enumerate().for_each(|(b, chunk)| work(b * BLOCK, chunk)));
+    let threads = num_threads();
+    if n * k >= 1 << 16 && threads > 1 {
+        // One block of rows per thread, the same thread each call: a weight read by every
+        // request then stays split between the cores' caches instead of moving between them.
+        let block = n.div_ceil(threads).next_multiple_of(GEMV_ROWS);
+        let parts = n.div_ceil(block);
+        let dst = Dst(out.as_mut_ptr());
+        for_each_part_pinned(parts, |p| {
+            let (j0, j1) = (p * block, ((p + 1) * block).min(n));
+            // SAFETY: parts are disjoint row ranges of `out`, each run once.
+            let rows = unsafe { std::slice::from_raw_parts_mut(dst.get().add(j0), j1 - j0) };
+            work(j0, rows)
+        });
     } else {
         work(0, out);
     }

@@ -62,13 +62,17 @@ pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     p.install(f)
 }
 
+/// Whether some caller of [`run_on_pool`] is yielding (not yet asleep) right now.
+static SPINNING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// How long [`run_on_pool`]'s caller gives its core away before it sleeps.
 const SPIN_WAIT: std::time::Duration = std::time::Duration::from_micros(100);
 
 /// Runs `f` on a pool thread and returns what it returns, like [`install`], but the calling
-/// thread waits by yielding its core for up to [`SPIN_WAIT`] before it sleeps. A short request
-/// (batch-1 inference: tens of µs) then returns without a futex wake-up, which on a virtual
-/// machine costs several µs; a long one costs the caller one yield loop. A panic in `f`
+/// thread waits by yielding its core for up to [`SPIN_WAIT`] before it sleeps (one caller at
+/// a time; the others sleep at once). A short request (batch-1 inference: tens of µs) then
+/// returns without a futex wake-up, which on a virtual machine costs several µs; a long one
+/// costs the caller one yield loop. A panic in `f`
 /// resumes on the calling thread.
 pub fn run_on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -103,13 +107,23 @@ pub fn run_on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     // keeps the pool, and so the queued job, alive until then.
     let job = unsafe { std::mem::transmute::<Box<dyn FnOnce() + Send + '_>, Box<dyn FnOnce() + Send + 'static>>(job) };
     p.spawn(job);
+    // One caller yields at a time: many concurrent requests must not take the cores from
+    // the workers serving them.
+    let mut spinning = SPINNING.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok();
     let start = std::time::Instant::now();
     while !done.load(Ordering::Acquire) {
-        if start.elapsed() < SPIN_WAIT {
+        if spinning && start.elapsed() < SPIN_WAIT {
             std::thread::yield_now();
-        } else {
-            std::thread::park();
+            continue;
         }
+        if spinning {
+            SPINNING.store(false, Ordering::Release);
+            spinning = false;
+        }
+        std::thread::park();
+    }
+    if spinning {
+        SPINNING.store(false, Ordering::Release);
     }
     match result.into_inner().expect("the job stores its result before `done`") {
         Ok(r) => r,
@@ -174,5 +188,18 @@ mod tests {
         let msg = panicked.expect_err("the panic comes back").downcast::<&str>().map(|m| *m);
         assert_eq!(msg.ok(), Some("inside the pool"));
         assert_eq!(run_on_pool(|| 7), 7, "the pool still works");
+    }
+
+    #[test]
+    fn concurrent_callers_each_get_their_own_result() {
+        std::thread::scope(|s| {
+            for t in 0..8u64 {
+                s.spawn(move || {
+                    for i in 0..200u64 {
+                        assert_eq!(run_on_pool(|| t * 1000 + i), t * 1000 + i);
+                    }
+                });
+            }
+        });
     }
 }

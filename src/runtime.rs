@@ -72,8 +72,7 @@ const SPIN_WAIT: std::time::Duration = std::time::Duration::from_micros(100);
 /// thread waits by yielding its core for up to [`SPIN_WAIT`] before it sleeps (one caller at
 /// a time; the others sleep at once). A short request (batch-1 inference: tens of µs) then
 /// returns without a futex wake-up, which on a virtual machine costs several µs; a long one
-/// costs the caller one yield loop. A panic in `f`
-/// resumes on the calling thread.
+/// costs the caller one yield loop. A panic in `f` resumes on the calling thread.
 pub fn run_on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
     use std::sync::atomic::{AtomicBool, Ordering};

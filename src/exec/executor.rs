@@ -123,7 +123,7 @@ impl Executor {
             // The whole request on a pool thread: each parallel op is then a join between
             // workers that are already awake, where from the caller's thread every one would
             // hand work to the pool and sleep until woken; and the caller waits without
-            // sleeping at first. On batch-1 MLP inference the two save 7–15% (BENCHMARKS.md).
+            // sleeping at first. On batch-1 MLP inference they save 0–7% and 7–10% (BENCHMARKS.md).
             return crate::runtime::run_on_pool(|| self.run_levels(feeds, fetches, options));
         }
         self.run_levels(feeds, fetches, options)

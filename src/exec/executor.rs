@@ -17,6 +17,7 @@ use rayon::prelude::*;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 /// How to compile a graph.
@@ -119,11 +120,15 @@ impl Executor {
         fetches: &[&str],
         options: &RunOptions,
     ) -> Result<(Vec<Tensor>, RunStats)> {
-        if self.options.device == Device::Cpu {
+        let request = CpuRequest::enter(self.options.device);
+        if request.as_ref().is_some_and(|r| r.alone) {
             // The whole request on a pool thread: each parallel op is then a join between
             // workers that are already awake, where from the caller's thread every one would
             // hand work to the pool and sleep until woken; and the caller waits without
-            // sleeping at first. On batch-1 MLP inference they save 0–7% and 7–10% (BENCHMARKS.md).
+            // sleeping at first. On batch-1 MLP inference they save 0–7% and 7–10%
+            // (BENCHMARKS.md). Only for a request running alone: beside others, a worker
+            // waiting on its share would take up another whole request, and with four
+            // callers p99 latency went from 0.32–0.35 ms to 0.78–0.90 ms.
             return crate::runtime::run_on_pool(|| self.run_levels(feeds, fetches, options));
         }
         self.run_levels(feeds, fetches, options)
@@ -333,6 +338,28 @@ fn level_work(graph: &Graph, todo: &[NodeId], values: &[Option<Tensor>]) -> usiz
 /// Ops whose first input is a table read only at the rows the second input picks.
 fn is_lookup(op: &OpDef) -> bool {
     [&index::EMBEDDING, &index::EMBEDDING_BAG].iter().any(|l| std::ptr::eq(*l, op))
+}
+
+/// CPU executor requests running now, over all executors.
+static CPU_REQUESTS: AtomicUsize = AtomicUsize::new(0);
+
+/// One CPU request, counted in [`CPU_REQUESTS`] while it lives.
+struct CpuRequest {
+    /// Whether no other CPU request was running when this one started.
+    alone: bool,
+}
+
+impl CpuRequest {
+    /// Counts a request on `device` (`None` off the CPU).
+    fn enter(device: Device) -> Option<CpuRequest> {
+        (device == Device::Cpu).then(|| CpuRequest { alone: CPU_REQUESTS.fetch_add(1, Ordering::AcqRel) == 0 })
+    }
+}
+
+impl Drop for CpuRequest {
+    fn drop(&mut self) {
+        CPU_REQUESTS.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 thread_local! {

@@ -20,8 +20,8 @@ fn build(threads: usize) -> Result<Arc<ThreadPool>> {
     ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("deepseek-{i}"))
-        // A worker waiting on its share of one request may take up another whole request
-        // (executor runs are pool jobs), so requests can nest on one stack under load.
+        // A worker waiting on its share of one request may take up the work of another
+        // (a request run on the pool, or another's parallel op), so work nests under load.
         .stack_size(WORKER_STACK_BYTES)
         .build()
         .map(Arc::new)

@@ -1,7 +1,7 @@
 //! Optimisation passes on hand-built graphs: node counts before and after, and unchanged results.
 
 use deepseek::exec::{ExecOptions, Executor};
-use deepseek::graph::passes::{cse, dce, fold_constants, optimize, simplify};
+use deepseek::graph::passes::{cse, dce, fold_constants, fuse_lookups, optimize, simplify};
 use deepseek::graph::{Dim, Graph, GraphBuilder, ValueId};
 use deepseek::ops::Attr;
 use deepseek::{DType, Device, Generator, Tensor};
@@ -252,4 +252,54 @@ fn the_memory_plan_frees_dead_values_and_overwrites_dying_inputs_in_place() {
     assert_eq!(unplanned.peak_bytes, 2 * conv + 2 * conv / 4);
     assert_eq!(stats.peak_bytes, conv + conv / 4, "relu in place, conv output freed after pooling");
     assert_eq!(stats.nodes_run, 4);
+}
+
+/// Tables `[5 + f, 3]` looked up by columns of `ids` `[n, fields]` and joined along
+/// dimension 1 (`order` gives the column each lookup reads); `extra` also reads lookup 0.
+fn field_lookups(fields: usize, order: &[usize], extra: bool, padding: bool) -> Graph {
+    let mut b = GraphBuilder::new();
+    let ids = b.input("ids", DType::I64, &[Dim::sym("n"), Dim::Fixed(fields)]).unwrap();
+    let mut cols = Vec::new();
+    for (k, &f) in order.iter().enumerate() {
+        let sl = [("dim", Attr::Int(1)), ("start", Attr::Int(f as i64)), ("end", Attr::Int(f as i64 + 1))];
+        let col = b.op1("slice", &[ids], &sl).unwrap();
+        let table = b.param(&format!("t{k}"), &normal(&[5 + f, 3], k as u64), true).unwrap();
+        let pad = if padding && k == 1 { vec![("padding_idx", Attr::Int(0))] } else { vec![] };
+        cols.push(b.op1("embedding", &[table, col], &pad).unwrap());
+    }
+    let joined = b.op1("concat", &cols, &[("dim", Attr::Int(1))]).unwrap();
+    b.output("emb", joined).unwrap();
+    if extra {
+        let r = b.op1("relu", &[cols[0]], &[]).unwrap();
+        b.output("extra", r).unwrap();
+    }
+    b.finish().unwrap()
+}
+
+#[test]
+fn lookup_fusion_makes_one_node_of_a_concat_of_column_lookups() {
+    let ids = Tensor::from_slice(&[0i64, 5, 6, 4, 4, 3, 2, 1, 0, 4, 5, 1], &[4, 3]).unwrap();
+    let run = |g: &Graph, level: u8| {
+        let ex = Executor::new(g, ExecOptions { opt_level: level, ..Default::default() }).unwrap();
+        let outs = ex.run(&[("ids", &ids)], &["emb"]).unwrap();
+        outs[0].to_vec::<f32>().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    };
+    let g = field_lookups(3, &[0, 1, 2], false, false);
+    assert_eq!((g.op_count(), g.count_op("slice"), g.count_op("embedding")), (7, 3, 3));
+    let fused = fuse_lookups(&g).unwrap();
+    assert_eq!(fused.op_count(), 1, "{fused}");
+    assert_eq!(fused.count_op("embedding_fields"), 1);
+    assert!(fused.to_string().contains("lookups: 3 column lookups into 1 embedding_fields nodes"), "{fused}");
+    assert_eq!(optimize(&g, 2).unwrap().op_count(), 1);
+    assert_eq!(run(&g, 2), run(&g, 0), "the same bits as the separate lookups");
+    // Left alone: columns out of order, a lookup read elsewhere, a padding row, a column missing.
+    for (g, why) in [
+        (field_lookups(3, &[0, 2, 1], false, false), "columns out of order"),
+        (field_lookups(3, &[0, 1, 2], true, false), "lookup 0 also read by relu"),
+        (field_lookups(3, &[0, 1, 2], false, true), "lookup 1 has a padding row"),
+        (field_lookups(4, &[0, 1, 2], false, false), "column 3 not looked up"),
+    ] {
+        let f = fuse_lookups(&g).unwrap();
+        assert_eq!((f.count_op("embedding_fields"), f.op_count()), (0, g.op_count()), "{why}");
+    }
 }

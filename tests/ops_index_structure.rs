@@ -142,6 +142,83 @@ fn embedding_bad_inputs() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// embedding_fields
+
+#[test]
+fn embedding_fields_forward_picks_each_fields_row_from_its_own_table() {
+    let (t0, t1) = (iota(&[3, 2]), iota(&[4, 2]).add_scalar(100.0).unwrap());
+    let ids = ti64(&[2, 3, 0, 1], &[2, 2]);
+    let out = ids.embedding_fields(&[&t0, &t1]).unwrap();
+    assert_eq!(out.shape(), &[2, 2, 2]);
+    assert_eq!(vals(&out), vec![4., 5., 106., 107., 0., 1., 102., 103.]);
+    // The same bits as one embedding per column joined along the field dimension, for any
+    // leading shape, i32 indices and every table dtype.
+    let tables: Vec<Tensor> = (0..3).map(|f| randn(&[5 + f, 4], f as u64)).collect();
+    let idx = ti64(&[0, 1, 2, 4, 5, 6, 3, 0, 1, 1, 2, 3], &[2, 2, 3]);
+    for dt in [DType::F64, DType::F32, DType::BF16, DType::I64] {
+        let ts: Vec<Tensor> = tables.iter().map(|t| t.raw_cast(dt).unwrap()).collect();
+        let refs: Vec<&Tensor> = ts.iter().collect();
+        let cols: Vec<Tensor> =
+            (0..3).map(|f| ts[f].embedding(&idx.slice(2, f as i64, f as i64 + 1, 1).unwrap()).unwrap()).collect();
+        let expect = Tensor::concat(&cols.iter().collect::<Vec<_>>(), 2).unwrap();
+        let got = idx.embedding_fields(&refs).unwrap();
+        assert_eq!((got.shape(), got.dtype()), (&[2usize, 2, 3, 4][..], dt));
+        assert_eq!(vals(&got), vals(&expect), "{dt}");
+        let i32idx = idx.raw_cast(DType::I32).unwrap();
+        assert_eq!(vals(&i32idx.embedding_fields(&refs).unwrap()), vals(&expect), "{dt}, i32 indices");
+    }
+    // A non-contiguous table.
+    let tt = iota(&[2, 3]).transpose(0, 1).unwrap();
+    assert_eq!(vals(&ti64(&[2], &[1]).embedding_fields(&[&tt]).unwrap()), vec![2., 5.]);
+}
+
+#[test]
+fn embedding_fields_row_gradients_match_finite_differences() {
+    // Repeated rows within a field must add.
+    let idx = ti64(&[1, 0, 1, 2, 1, 0, 3, 2], &[4, 2]);
+    check(|x| idx.embedding_fields(&[&x[0], &x[1]])?.exp(), &[randn(&[4, 3], 1), randn(&[3, 3], 2)]);
+    // Each table keeps a row gradient: its own field's rows, in lookup order.
+    let (t0, t1) = (randn(&[4, 2], 3), randn(&[3, 2], 4));
+    t0.set_requires_grad(true);
+    t1.set_requires_grad(true);
+    let out = idx.embedding_fields(&[&t0, &t1]).unwrap();
+    out.mul(&out).unwrap().sum_all().unwrap().backward().unwrap();
+    for (t, rows) in [(&t0, vec![1, 1, 1, 3]), (&t1, vec![0, 2, 0, 2])] {
+        match t.gradient().unwrap() {
+            Gradient::Rows { indices, rows: r } => {
+                assert_eq!(indices.to_vec::<i64>().unwrap(), rows);
+                assert_eq!(r.shape(), &[4, 2]);
+            }
+            g => panic!("expected a row gradient, got {g:?}"),
+        }
+    }
+    // The dense view: 2 · row, summed over the lookups of that row.
+    let w0 = vals(&t0);
+    let expect0: Vec<f64> = (0..8).map(|i| [0., 6., 0., 2.][i / 2] * w0[i]).collect();
+    assert_eq!(vals(&t0.grad().unwrap().unwrap()), expect0);
+}
+
+#[test]
+fn embedding_fields_bad_inputs() {
+    let (t0, t1) = (iota(&[3, 2]), iota(&[4, 2]));
+    let op = "embedding_fields";
+    assert_err(ti64(&[0, 4], &[1, 2]).embedding_fields(&[&t0, &t1]), range, "indices", op);
+    assert_err(ti64(&[3, 0], &[1, 2]).embedding_fields(&[&t0, &t1]), range, "indices", op);
+    assert_err(ti64(&[-1, 0], &[1, 2]).embedding_fields(&[&t0, &t1]), range, "indices", op);
+    assert_err(t64(&[0., 0.], &[1, 2]).embedding_fields(&[&t0, &t1]), dtype, "indices", op);
+    assert_err(ti64(&[0, 0, 0], &[1, 3]).embedding_fields(&[&t0, &t1]), shape, "indices", op);
+    assert_err(ti64(&[0], &[]).embedding_fields(&[&t0]), shape, "indices", op);
+    assert_err(ti64(&[0, 0], &[1, 2]).embedding_fields(&[&t0, &iota(&[4, 3])]), shape, "tables", op);
+    assert_err(ti64(&[0, 0], &[1, 2]).embedding_fields(&[&iota(&[3]), &t1]), shape, "tables", op);
+    let t1f = t1.raw_cast(DType::F32).unwrap();
+    assert_err(ti64(&[0, 0], &[1, 2]).embedding_fields(&[&t0, &t1f]), dtype, "tables", op);
+    assert!(ti64(&[0], &[1]).embedding_fields(&[]).is_err(), "no tables");
+    // The message says which field was out of range.
+    let e = ti64(&[0, 4], &[1, 2]).embedding_fields(&[&t0, &t1]).unwrap_err();
+    assert!(e.to_string().contains("field 1"), "{e}");
+}
+
+// ---------------------------------------------------------------------------------------------
 // embedding_bag
 
 /// Reference: gather + reduce in f64, in index order.

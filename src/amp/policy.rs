@@ -164,6 +164,7 @@ pub const TABLE: &[(&str, Policy)] = &[
     ("embedding_bag", Keep),
     ("embedding_bag_backward", Keep),
     ("embedding_bag_weights_backward", Keep),
+    ("embedding_fields", Keep),
     ("index_select", Keep),
     ("index_add", Promote),
     ("gather", Keep),

@@ -11,7 +11,7 @@ use crate::graph::{Graph, Node, NodeId, NodeKind, ValueId};
 use crate::ops::fused::{FusedProgram, pointwise_in_place, run_fused, run_prepared};
 use crate::ops::linalg::packs_weight;
 use crate::ops::util::broadcast_shapes;
-use crate::ops::{OpDef, dispatch, index};
+use crate::ops::{OpDef, dispatch, fields, index};
 use crate::tensor::Tensor;
 use rayon::prelude::*;
 use std::cell::Cell;
@@ -317,7 +317,7 @@ const PARALLEL_LEVEL_WORK: usize = 1 << 15;
 
 /// A cheap estimate of a level's work, in elements: what its nodes read, weights included.
 /// A lookup counts the table rows its indices pick, not the whole table: a batch-1 request's
-/// 26 embedding lookups read 26 rows, which one thread does faster than two can be handed
+/// 26 embedding lookups (or one `embedding_fields`) read 26 rows, which one thread does faster than two can be handed
 /// them, while a batch of 256 picks enough rows to spread.
 fn level_work(graph: &Graph, todo: &[NodeId], values: &[Option<Tensor>]) -> usize {
     let numel = |v: &ValueId| values[v.0].as_ref().map_or(0, Tensor::numel);
@@ -328,6 +328,11 @@ fn level_work(graph: &Graph, todo: &[NodeId], values: &[Option<Tensor>]) -> usiz
                 (NodeKind::Op { op, .. }, [table, idx, rest @ ..]) if is_lookup(op) => {
                     let row = values[table.0].as_ref().map_or(0, |t| t.shape().get(1).copied().unwrap_or(1));
                     numel(idx) * (1 + row) + rest.iter().map(numel).sum::<usize>()
+                }
+                (NodeKind::Op { op, .. }, [idx, tables @ ..]) if std::ptr::eq(*op, &fields::EMBEDDING_FIELDS) => {
+                    let row = tables.first().and_then(|t| values[t.0].as_ref());
+                    let row = row.map_or(0, |t| t.shape().get(1).copied().unwrap_or(1));
+                    numel(idx) * (1 + row)
                 }
                 _ => node.inputs.iter().map(numel).sum(),
             }

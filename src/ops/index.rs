@@ -347,7 +347,7 @@ pub(crate) fn emit_zeros_like(e: &mut dyn Emitter, like: Val) -> Result<Val> {
 }
 
 /// `idx` as flat i64 (the index form of row gradients).
-fn emit_flat_i64(e: &mut dyn Emitter, idx: Val) -> Result<Val> {
+pub(crate) fn emit_flat_i64(e: &mut dyn Emitter, idx: Val) -> Result<Val> {
     let m = e.meta(idx);
     let v = if m.dtype == DType::I64 {
         idx

@@ -12,6 +12,7 @@ pub mod control;
 pub mod conv;
 pub mod def;
 pub mod dispatch;
+pub mod fields;
 pub mod fused;
 pub mod hook;
 pub mod index;

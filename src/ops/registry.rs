@@ -19,6 +19,7 @@ const FAMILIES: &[&[&OpDef]] = &[
     super::movement::OPS,
     super::structure::OPS,
     super::index::OPS,
+    super::fields::OPS,
     super::control::OPS,
 ];
 

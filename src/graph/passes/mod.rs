@@ -6,6 +6,7 @@ mod cse;
 mod dce;
 mod fold;
 mod fuse;
+mod lookups;
 mod rewrite;
 mod simplify;
 
@@ -15,13 +16,14 @@ pub use cse::cse;
 pub use dce::dce;
 pub use fold::fold_constants;
 pub use fuse::{MAX_FUSION_SIZE, fuse};
+pub use lookups::fuse_lookups;
 pub use simplify::simplify;
 
 use super::ir::Graph;
 use crate::error::Result;
 
 /// Runs the passes of `level` on a copy of `graph`: 0 none; 1 constant folding,
-/// simplification, CSE and DCE; 2 the same plus fusion.
+/// simplification, CSE and DCE; 2 the same plus lookup fusion and pointwise fusion.
 pub fn optimize(graph: &Graph, level: u8) -> Result<Graph> {
     if level == 0 {
         return Ok(graph.clone());
@@ -33,6 +35,7 @@ pub fn optimize(graph: &Graph, level: u8) -> Result<Graph> {
     g = fold_constants(&g)?;
     g = dce(&g)?;
     if level >= 2 {
+        g = fuse_lookups(&g)?;
         g = fuse(&g)?;
     }
     Ok(g)

@@ -316,9 +316,9 @@ impl Executor {
 const PARALLEL_LEVEL_WORK: usize = 1 << 15;
 
 /// A cheap estimate of a level's work, in elements: what its nodes read, weights included.
-/// A lookup counts the table rows its indices pick, not the whole table: a batch-1 request's
-/// 26 embedding lookups (or one `embedding_fields`) read 26 rows, which one thread does faster than two can be handed
-/// them, while a batch of 256 picks enough rows to spread.
+/// A lookup counts the table rows its indices pick, not the whole tables: a batch-1 request's
+/// 26 embedding lookups (or one `embedding_fields`) read 26 rows, which one thread does faster
+/// than two can be handed them, while a batch of 256 picks enough rows to spread.
 fn level_work(graph: &Graph, todo: &[NodeId], values: &[Option<Tensor>]) -> usize {
     let numel = |v: &ValueId| values[v.0].as_ref().map_or(0, Tensor::numel);
     todo.iter()

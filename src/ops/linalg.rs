@@ -6,7 +6,7 @@ use super::movement::{TRANSPOSE, emit_reshape};
 use super::util::{broadcast_shapes, emit0, one, require_float, require_numeric, same_dtype};
 use super::{ArgSpec, Attr, Attrs, Emitter, ForwardCtx, GradVal, InferCtx, Meta, OpDef, OpKind, Val};
 use crate::backend::cpu::elementwise::{host_slice, new_host};
-use crate::backend::cpu::gemm::{GemmFloat, GemmInt, MatView, gemm_into, gemv, int_matmul_into};
+use crate::backend::cpu::gemm::{GemmFloat, GemmInt, MatView, gemm_bias_into, gemm_into, gemv, int_matmul_into};
 use crate::backend::cpu::lowp::{LowpFloat, LowpOut, lowp_gemm_into};
 use crate::backend::cpu::transpose::transpose_into;
 use crate::dtype::{DType, Element};
@@ -17,6 +17,7 @@ use crate::tensor::dims::Dims;
 use crate::tensor::layout::Layout;
 use half::{bf16, f16};
 use rayon::prelude::*;
+use std::borrow::Cow;
 
 /// Below this many multiply-adds per matrix, a batched product runs one serial GEMM per
 /// batch entry in parallel: splitting a small GEMM over threads costs more than it gains.
@@ -351,16 +352,17 @@ fn linear_f<T: GemmFloat>(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, out_sha
         });
     }
     let threads = num_threads();
+    // The product writes the bias into each row itself (see `gemm_bias_into`).
+    let bias = bias.map(|(bs, off, st)| match st {
+        1 => Cow::Borrowed(&bs[off..off + outf]),
+        _ => Cow::Owned((0..outf).map(|j| bs[off + j * st]).collect()),
+    });
     let mut result = Ok(());
     let out = new_host::<T>(out_shape, |out| {
-        if let Some((bs, off, st)) = bias {
-            for row in out.chunks_mut(outf) {
-                for (j, y) in row.iter_mut().enumerate() {
-                    *y = bs[off + j * st];
-                }
-            }
-        }
-        result = gemm_into((rows, outf, inf), out, outf, bias.is_some(), xs, xv, ws, wv, threads);
+        result = match &bias {
+            Some(b) => gemm_bias_into((rows, outf, inf), out, outf, b, xs, xv, ws, wv, threads),
+            None => gemm_into((rows, outf, inf), out, outf, false, xs, xv, ws, wv, threads),
+        };
     })?;
     result.map(|()| out)
 }

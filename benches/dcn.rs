@@ -176,7 +176,8 @@ fn main() -> Result<()> {
     };
     let exported = trainer.export_inference(&["prob"])?;
     let op_nodes = exported.nodes().iter().filter(|n| matches!(n.kind, NodeKind::Op { .. })).count();
-    println!("exported inference graph: {op_nodes} op nodes");
+    let run_nodes = Executor::new(&exported, ExecOptions::default())?.graph().op_count();
+    println!("exported inference graph: {op_nodes} op nodes, {run_nodes} after the executor's passes");
     let mut infer = serde_json::Map::new();
     let modes = [("graph", 0usize), ("graph_sequential", 1)];
     for (label, inter_op_threads) in modes.into_iter().filter(|_| run_infer) {
@@ -215,6 +216,7 @@ fn main() -> Result<()> {
             "engine": deepseek::VERSION,
             "quick": quick,
             "exported_op_nodes": op_nodes,
+            "executed_op_nodes": run_nodes,
             "results": {"inference": infer, "train": train, "train_batch": TRAIN_BATCH},
         })
     );

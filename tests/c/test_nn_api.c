@@ -209,6 +209,16 @@ static void test_dcn_by_name(void) {
     DsTensor *e0 = OP("embedding", p[0], c0, NULL), *e1 = OP("embedding", p[1], c1, NULL);
     int64_t one = 1, flat_shape[2] = {-1, 4}, vec_shape[1] = {-1};
     DsTensor *emb = OPA("concat", e0, e1, "dim", &one, 0);
+    /* The one-op form the executor's lookup pass runs gives the same bits; a bad id names its field. */
+    DsTensor *fields = OP("embedding_fields", idt, p[0], p[1]);
+    CHECK(same_bits(fields, emb));
+    int64_t bad_ids[2] = {2, 4};
+    DsTensor *bad = ids_tensor(bad_ids, 1, 2), *none_out[1] = {NULL};
+    const DsTensor *bad_in[3] = {bad, p[0], p[1]};
+    size_t n_out = 0;
+    CHECK_ERR(ds_op_call("embedding_fields", bad_in, 3, NULL, none_out, 1, &n_out), DS_STATUS_OUT_OF_RANGE,
+              "embedding_fields&index 4 of field 1&0..4");
+    CHECK(none_out[0] == NULL);
     DsTensor *flat = OPA("reshape", emb, NULL, "shape", flat_shape, 2);
     DsTensor *x0 = OPA("concat", p[8], flat, "dim", &one, 0);
     DsTensor *xw = OP("linear", x0, p[3], p[2]);
@@ -224,8 +234,9 @@ static void test_dcn_by_name(void) {
     CHECK(same_bits(got[0], logit));
     CHECK(same_bits(got[1], prob));
     CHECK(same_bits(got[2], loss));
-    DsTensor *tmp[18] = {c0, c1, e0, e1, emb, flat, x0, xw, gated, cross, dl0, dr, cat, head, logit, prob, loss, idt};
-    frees(tmp, 18);
+    DsTensor *tmp[20] = {c0,  c1, e0,   e1,    emb,  flat, x0,   xw,  gated,  cross,
+                         dl0, dr, cat, head, logit, prob, loss, idt, fields, bad};
+    frees(tmp, 20);
     frees(got, 3);
     frees(p, 9);
     CHECK_OK(ds_tensor_free(label));

@@ -321,18 +321,17 @@ const PARALLEL_LEVEL_WORK: usize = 1 << 15;
 /// than two can be handed them, while a batch of 256 picks enough rows to spread.
 fn level_work(graph: &Graph, todo: &[NodeId], values: &[Option<Tensor>]) -> usize {
     let numel = |v: &ValueId| values[v.0].as_ref().map_or(0, Tensor::numel);
+    // Elements in a row of a table.
+    let row = |table: &ValueId| values[table.0].as_ref().map_or(0, |t| t.shape().get(1).copied().unwrap_or(1));
     todo.iter()
         .map(|&n| {
             let node = graph.node(n);
             match (&node.kind, node.inputs.as_slice()) {
                 (NodeKind::Op { op, .. }, [table, idx, rest @ ..]) if is_lookup(op) => {
-                    let row = values[table.0].as_ref().map_or(0, |t| t.shape().get(1).copied().unwrap_or(1));
-                    numel(idx) * (1 + row) + rest.iter().map(numel).sum::<usize>()
+                    numel(idx) * (1 + row(table)) + rest.iter().map(numel).sum::<usize>()
                 }
                 (NodeKind::Op { op, .. }, [idx, tables @ ..]) if std::ptr::eq(*op, &fields::EMBEDDING_FIELDS) => {
-                    let row = tables.first().and_then(|t| values[t.0].as_ref());
-                    let row = row.map_or(0, |t| t.shape().get(1).copied().unwrap_or(1));
-                    numel(idx) * (1 + row)
+                    numel(idx) * (1 + tables.first().map_or(0, row))
                 }
                 _ => node.inputs.iter().map(numel).sum(),
             }

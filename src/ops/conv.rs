@@ -7,7 +7,7 @@ use super::{
     OpDef, OpKind, Val,
 };
 use crate::backend::cpu::elementwise::{host_slice, new_host};
-use crate::backend::cpu::gemm::{GemmFloat, MatView, gemm_into};
+use crate::backend::cpu::gemm::{GemmFloat, MatView, Start, gemm_into};
 use crate::backend::cpu::im2col::{Geom, col2im, im2col};
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
@@ -246,7 +246,17 @@ fn conv_fwd<T: GemmFloat>(t: &[Tensor], cv: &Conv) -> Result<Tensor> {
                         }
                     }
                     let wv = MatView::new(gi * og * k, k, 1);
-                    gemm_into((og, p, k), dst, p, bs.is_some(), ws, wv, rhs, MatView::new(0, p, 1), th)?;
+                    gemm_into(
+                        (og, p, k),
+                        dst,
+                        p,
+                        Start::keep_if(bs.is_some()),
+                        ws,
+                        wv,
+                        rhs,
+                        MatView::new(0, p, 1),
+                        th,
+                    )?;
                 }
                 Ok(())
             },
@@ -275,9 +285,9 @@ fn conv_bwd_input<T: GemmFloat>(t: &[Tensor], cv: &Conv) -> Result<Tensor> {
                     let gv = MatView::new((i * cv.cout + gi * og) * p, p, 1);
                     let dxg = &mut dx[gi * cg * hw..(gi + 1) * cg * hw];
                     if direct {
-                        gemm_into((k, p, og), dxg, p, false, ws, wt, gs, gv, th)?;
+                        gemm_into((k, p, og), dxg, p, Start::Zero, ws, wt, gs, gv, th)?;
                     } else {
-                        gemm_into((k, p, og), col, p, false, ws, wt, gs, gv, th)?;
+                        gemm_into((k, p, og), col, p, Start::Zero, ws, wt, gs, gv, th)?;
                         dxg.fill(<T as Element>::zero());
                         col2im(col, &g, dxg);
                     }
@@ -311,7 +321,7 @@ fn conv_bwd_weight<T: GemmFloat>(t: &[Tensor], cv: &Conv) -> Result<Tensor> {
             };
             let gv = MatView::new((i * cv.cout + gi * og) * p, p, 1);
             let dst = &mut dw[gi * og * k..(gi + 1) * og * k];
-            gemm_into((og, k, p), dst, k, true, gs, gv, rhs, MatView::new(0, p, 1).t(), th)?;
+            gemm_into((og, k, p), dst, k, Start::Keep, gs, gv, rhs, MatView::new(0, p, 1).t(), th)?;
         }
         Ok(())
     };

@@ -6,7 +6,7 @@ use super::movement::{TRANSPOSE, emit_reshape};
 use super::util::{broadcast_shapes, emit0, one, require_float, require_numeric, same_dtype};
 use super::{ArgSpec, Attr, Attrs, Emitter, ForwardCtx, GradVal, InferCtx, Meta, OpDef, OpKind, Val};
 use crate::backend::cpu::elementwise::{host_slice, new_host};
-use crate::backend::cpu::gemm::{GemmFloat, GemmInt, MatView, gemm_bias_into, gemm_into, gemv, int_matmul_into};
+use crate::backend::cpu::gemm::{GemmFloat, GemmInt, MatView, Start, gemm_into, gemv, int_matmul_into};
 use crate::backend::cpu::lowp::{LowpFloat, LowpOut, lowp_gemm_into};
 use crate::backend::cpu::transpose::transpose_into;
 use crate::dtype::{DType, Element};
@@ -142,7 +142,7 @@ fn float_kernel<T: GemmFloat>(
     bv: MatView,
     threads: usize,
 ) -> Result<()> {
-    gemm_into(dims, dst, dims.1, false, a, av, b, bv, threads)
+    gemm_into(dims, dst, dims.1, Start::Zero, a, av, b, bv, threads)
 }
 
 /// bf16/f16 products: f32 accumulation, one rounding per output element.
@@ -352,17 +352,15 @@ fn linear_f<T: GemmFloat>(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, out_sha
         });
     }
     let threads = num_threads();
-    // The product writes the bias into each row itself (see `gemm_bias_into`).
+    // The product writes the bias into each row itself (see `Start::Rows`).
     let bias = bias.map(|(bs, off, st)| match st {
         1 => Cow::Borrowed(&bs[off..off + outf]),
         _ => Cow::Owned((0..outf).map(|j| bs[off + j * st]).collect()),
     });
     let mut result = Ok(());
     let out = new_host::<T>(out_shape, |out| {
-        result = match &bias {
-            Some(b) => gemm_bias_into((rows, outf, inf), out, outf, b, xs, xv, ws, wv, threads),
-            None => gemm_into((rows, outf, inf), out, outf, false, xs, xv, ws, wv, threads),
-        };
+        let start = bias.as_deref().map_or(Start::Zero, Start::Rows);
+        result = gemm_into((rows, outf, inf), out, outf, start, xs, xv, ws, wv, threads);
     })?;
     result.map(|()| out)
 }

@@ -50,64 +50,34 @@ pub trait GemmFloat: Element + num_traits::Float {}
 impl GemmFloat for f32 {}
 impl GemmFloat for f64 {}
 
-/// `dst = [dst +] a · b` where `a` is `m × k`, `b` is `k × n` and `dst` is `m × n`
-/// row-major with row stride `dst_rs`. With `accumulate` the product is added to what
-/// `dst` holds (gradient sums); otherwise `dst` is overwritten. `threads > 1` spreads the
-/// work over the engine pool: by blocks of columns on products with few rows, else by
-/// gemm's own split (which stays serial on small problems).
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_into<T: GemmFloat>(
-    dims: (usize, usize, usize),
-    dst: &mut [T],
-    dst_rs: usize,
-    accumulate: bool,
-    a: &[T],
-    av: MatView,
-    b: &[T],
-    bv: MatView,
-    threads: usize,
-) -> Result<()> {
-    let start = if accumulate { Start::Keep } else { Start::Zero };
-    gemm_from(dims, dst, dst_rs, start, a, av, b, bv, threads)
-}
-
-/// `dst = bias + a · b` as [`gemm_into`], with `bias` (`n` values) added to every row. Each
-/// thread writes the bias into its own block of columns just before adding its product
-/// there, so the rows it reads back are in its own core's cache rather than the calling
-/// thread's: 0–4% faster (median 2–3%) than filling every row first, on the batch-128/256
-/// layers of the MLP and DCN-v2, with the same bits.
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_bias_into<T: GemmFloat>(
-    dims: (usize, usize, usize),
-    dst: &mut [T],
-    dst_rs: usize,
-    bias: &[T],
-    a: &[T],
-    av: MatView,
-    b: &[T],
-    bv: MatView,
-    threads: usize,
-) -> Result<()> {
-    if bias.len() != dims.1 {
-        return Err(Error::Internal(format!("gemm: a bias of {} values for {} columns", bias.len(), dims.1)));
-    }
-    gemm_from(dims, dst, dst_rs, Start::Rows(bias), a, av, b, bv, threads)
-}
-
-/// What [`gemm_from`] starts `dst` from before adding the product.
-#[derive(Clone, Copy)]
-enum Start<'a, T> {
+/// What [`gemm_into`] starts `dst` from before adding the product.
+#[derive(Debug, Clone, Copy)]
+pub enum Start<'a, T> {
     /// Zeros: `dst` is overwritten.
     Zero,
-    /// What `dst` holds.
+    /// What `dst` holds (gradient sums, bias rows written by the caller).
     Keep,
-    /// This row (`n` values) in every row.
+    /// This row (`n` values, a bias) in every row. Each thread writes it into its own block
+    /// of columns just before adding its product there, so the rows it reads back are in its
+    /// own core's cache rather than the calling thread's: 0–4% faster (median 2–3%) than
+    /// filling every row first, on the batch-128/256 layers of the MLP and DCN-v2, with the
+    /// same bits.
     Rows(&'a [T]),
 }
 
-/// [`gemm_into`] and [`gemm_bias_into`]'s work.
+impl<T> Start<'_, T> {
+    /// [`Start::Keep`] when `keep`, else [`Start::Zero`].
+    pub fn keep_if(keep: bool) -> Self {
+        if keep { Start::Keep } else { Start::Zero }
+    }
+}
+
+/// `dst = start + a · b` where `a` is `m × k`, `b` is `k × n` and `dst` is `m × n`
+/// row-major with row stride `dst_rs`. `threads > 1` spreads the work over the engine pool:
+/// by blocks of columns on products with few rows, else by gemm's own split (which stays
+/// serial on small problems).
 #[allow(clippy::too_many_arguments)]
-fn gemm_from<T: GemmFloat>(
+pub fn gemm_into<T: GemmFloat>(
     (m, n, k): (usize, usize, usize),
     dst: &mut [T],
     dst_rs: usize,
@@ -118,6 +88,11 @@ fn gemm_from<T: GemmFloat>(
     bv: MatView,
     threads: usize,
 ) -> Result<()> {
+    if let Start::Rows(bias) = start
+        && bias.len() != n
+    {
+        return Err(Error::Internal(format!("gemm: a bias of {} values for {n} columns", bias.len())));
+    }
     if m == 0 || n == 0 {
         return Ok(());
     }
@@ -407,9 +382,9 @@ mod tests {
             let start: Vec<f32> = (0..m * n).map(|i| (i % 13) as f32).collect();
             assert_eq!(splits_columns(m, n, k, 2), m <= 256, "{m}x{n}x{k}");
             let mut two = start.clone();
-            gemm_into((m, n, k), &mut two, n, acc, &a, av, &b, bv, 2).unwrap();
+            gemm_into((m, n, k), &mut two, n, Start::keep_if(acc), &a, av, &b, bv, 2).unwrap();
             let mut one = start.clone();
-            gemm_into((m, n, k), &mut one, n, acc, &a, av, &b, bv, 1).unwrap();
+            gemm_into((m, n, k), &mut one, n, Start::keep_if(acc), &a, av, &b, bv, 1).unwrap();
             for i in 0..m {
                 for j in 0..n {
                     let mut want = if acc { start[i * n + j] as f64 } else { 0.0 };
@@ -433,18 +408,18 @@ mod tests {
             let bias: Vec<f32> = (0..n).map(|j| (j % 11) as f32 - 5.5).collect();
             let (av, bv) = (MatView::new(0, k, 1), MatView::new(0, n, 1));
             let mut want: Vec<f32> = (0..m).flat_map(|_| bias.iter().copied()).collect();
-            gemm_into((m, n, k), &mut want, n, true, &a, av, &b, bv, threads).unwrap();
+            gemm_into((m, n, k), &mut want, n, Start::Keep, &a, av, &b, bv, threads).unwrap();
             let mut got = vec![f32::NAN; m * n];
-            gemm_bias_into((m, n, k), &mut got, n, &bias, &a, av, &b, bv, threads).unwrap();
+            gemm_into((m, n, k), &mut got, n, Start::Rows(&bias), &a, av, &b, bv, threads).unwrap();
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&got), bits(&want), "{m}x{n}x{k} on {threads} threads");
         }
         let mut dst = vec![0f32; 4];
-        let e = gemm_bias_into(
+        let e = gemm_into(
             (2, 2, 1),
             &mut dst,
             2,
-            &[1.0],
+            Start::Rows(&[1.0]),
             &[1.0; 2],
             MatView::new(0, 1, 1),
             &[1.0; 2],

@@ -1,6 +1,6 @@
 //! The portable path: bf16/f16 operands converted to f32 (B once, A in row blocks), multiplied by the f32 gemm.
 
-use super::super::gemm::{MatView, gemm_into};
+use super::super::gemm::{MatView, Start, gemm_into};
 use super::{LowpFloat, LowpOut};
 use crate::error::Result;
 
@@ -45,7 +45,7 @@ pub(super) fn run<T: LowpFloat, O: LowpOut>(
             cf.chunks_exact_mut(n).take(rows).for_each(|r| r.copy_from_slice(bias));
         }
         let (a32, b32) = (MatView::new(0, k, 1), MatView::new(0, n, 1));
-        gemm_into((rows, n, k), &mut cf, n, bias.is_some(), &af, a32, &bf, b32, threads)?;
+        gemm_into((rows, n, k), &mut cf, n, Start::keep_if(bias.is_some()), &af, a32, &bf, b32, threads)?;
         for (i, src) in cf.chunks_exact(n).take(rows).enumerate() {
             let at = (r0 + i) * dst_rs;
             O::write_row(src, &mut dst[at..at + n]);

@@ -114,39 +114,68 @@ fn main() -> Result<()> {
         std::iter::once("loss".to_string()).chain(PARAM_NAMES.iter().map(|n| format!("grad/{n}"))).collect();
     let fetches: Vec<&str> = fetches.iter().map(String::as_str).collect();
     let train_graph = mlp_graph(&params, Some(&y))?;
-    let mut graph_steps = Vec::new();
-    for inter_op_threads in [0, 1] {
-        let train = Executor::new(&train_graph, ExecOptions { inter_op_threads, ..Default::default() })?;
-        let mut gp = params.clone();
-        let (g50, _) = latency(min, || {
-            let mut feeds: Vec<(&str, &Tensor)> = vec![("x", &x), ("y", &y)];
-            feeds.extend(PARAM_NAMES.iter().copied().zip(gp.iter()));
-            let out = train.run(&feeds, &fetches).unwrap();
-            gp = deepseek::autograd::no_grad(|| {
-                gp.iter().zip(&out[1..]).map(|(p, g)| p.sub(&g.mul(&lr)?)).collect::<Result<Vec<_>>>()
-            })
-            .unwrap();
-        });
-        graph_steps.push(g50);
-    }
-    let mut ep = params.clone();
-    let (e50, _) = latency(min, || {
-        for p in &ep {
+    let graph_step = |train: &Executor, gp: &mut Vec<Tensor>| {
+        let mut feeds: Vec<(&str, &Tensor)> = vec![("x", &x), ("y", &y)];
+        feeds.extend(PARAM_NAMES.iter().copied().zip(gp.iter()));
+        let out = train.run(&feeds, &fetches).unwrap();
+        *gp = deepseek::autograd::no_grad(|| {
+            gp.iter().zip(&out[1..]).map(|(p, g)| p.sub(&g.mul(&lr)?)).collect::<Result<Vec<_>>>()
+        })
+        .unwrap();
+    };
+    let eager_step = |ep: &mut Vec<Tensor>| {
+        for p in ep.iter() {
             p.set_requires_grad(true);
         }
-        let loss = mlp_forward(&x, &ep).unwrap().cross_entropy(&y).unwrap();
+        let loss = mlp_forward(&x, ep).unwrap().cross_entropy(&y).unwrap();
         loss.backward().unwrap();
-        ep = deepseek::autograd::no_grad(|| {
+        *ep = deepseek::autograd::no_grad(|| {
             ep.iter().map(|p| p.sub(&p.grad()?.expect("grad").mul(&lr)?)).collect::<Result<Vec<_>>>()
         })
         .unwrap();
-    });
+    };
+    // The three ways take turns, a few steps each, so a slow phase of a shared host falls on
+    // all of them alike; the ratio (eager against the default, inter-op parallel executor) is
+    // the median of the rounds' ratios.
+    let parallel = Executor::new(&train_graph, ExecOptions::default())?;
+    let serial = Executor::new(&train_graph, ExecOptions { inter_op_threads: 1, ..Default::default() })?;
+    let (mut gp0, mut gp1, mut ep) = (params.clone(), params.clone(), params.clone());
+    let steps = 5;
+    let timed = |f: &mut dyn FnMut()| {
+        let s = Instant::now();
+        for _ in 0..steps {
+            f();
+        }
+        s.elapsed().as_secs_f64() / steps as f64
+    };
+    // Warm-up: the caching allocator and each executor's arenas settle.
+    for _ in 0..steps {
+        graph_step(&parallel, &mut gp0);
+        graph_step(&serial, &mut gp1);
+        eager_step(&mut ep);
+    }
+    let (mut t_par, mut t_ser, mut t_eager, mut ratios) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let start = Instant::now();
+    while start.elapsed() < min * 2 || ratios.len() < 10 {
+        let a = timed(&mut || graph_step(&parallel, &mut gp0));
+        let b = timed(&mut || graph_step(&serial, &mut gp1));
+        let e = timed(&mut || eager_step(&mut ep));
+        t_par.push(a);
+        t_ser.push(b);
+        t_eager.push(e);
+        ratios.push(e / a);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let rounds = ratios.len();
     println!(
-        "train step mlp batch 128: graph {:.3} ms (inter-op parallel) / {:.3} ms (one node at a time), eager {:.3} ms (eager/graph {:.2}x)",
-        graph_steps[0] * 1e3,
-        graph_steps[1] * 1e3,
-        e50 * 1e3,
-        e50 / graph_steps[0].min(graph_steps[1])
+        "train step mlp batch 128: graph {:.3} ms (inter-op parallel) / {:.3} ms (one node at a time), eager {:.3} ms (eager/graph {:.3}x, median of {rounds} interleaved rounds)",
+        median(&mut t_par) * 1e3,
+        median(&mut t_ser) * 1e3,
+        median(&mut t_eager) * 1e3,
+        median(&mut ratios)
     );
 
     // The elementwise chain x*a + b -> relu -> *c + d on 16M f32 (scalar a..d, ALGORITHMS.md §7):

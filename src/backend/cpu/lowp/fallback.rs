@@ -41,11 +41,9 @@ pub(super) fn run<T: LowpFloat, O: LowpOut>(
     for r0 in (0..m).step_by(ROWS) {
         let rows = ROWS.min(m - r0);
         to_f32(a, MatView { off: av.off + r0 * av.rs, ..av }, rows, k, &mut af);
-        if let Some(bias) = bias {
-            cf.chunks_exact_mut(n).take(rows).for_each(|r| r.copy_from_slice(bias));
-        }
         let (a32, b32) = (MatView::new(0, k, 1), MatView::new(0, n, 1));
-        gemm_into((rows, n, k), &mut cf, n, Start::keep_if(bias.is_some()), &af, a32, &bf, b32, threads)?;
+        let start = bias.map_or(Start::Zero, Start::Rows);
+        gemm_into((rows, n, k), &mut cf, n, start, &af, a32, &bf, b32, threads)?;
         for (i, src) in cf.chunks_exact(n).take(rows).enumerate() {
             let at = (r0 + i) * dst_rs;
             O::write_row(src, &mut dst[at..at + n]);

@@ -613,9 +613,10 @@ DsStatus ds_exec_options_free(DsExecOptions *options);
 /**
  * Sets the optimisation level: 0 runs the graph as given; 1 adds constant folding,
  * common-subexpression and dead-code elimination and algebraic simplification; 2 (the
- * default) also fuses, frees each intermediate after its last use, and keeps a packed copy
- * of each fixed weight read only by linear nodes (that weight's size once more, and no
- * transpose on each large call). Any other value is an error.
+ * default) also fuses (pointwise chains into one pass, and into the matrix product before
+ * them when they alone read it), frees each intermediate after its last use, and keeps a
+ * packed copy of each fixed weight read only by linear nodes (that weight's size once more,
+ * and no transpose on each large call). Any other value is an error.
  *
  * Thread safety: one thread at a time per options object.
  *

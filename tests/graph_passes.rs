@@ -209,7 +209,7 @@ fn fusion_respects_the_size_cap_and_shape_changes() {
         .nodes()
         .iter()
         .filter_map(|n| match &n.kind {
-            deepseek::graph::NodeKind::Fused { program } => Some(program.steps.len()),
+            deepseek::graph::NodeKind::Fused { program, .. } => Some(program.steps.len()),
             _ => None,
         })
         .collect();

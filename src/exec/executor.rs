@@ -1,14 +1,15 @@
 //! `Executor`: an optimised, planned graph that many threads may run at once; each run owns its value table.
 
 use super::cancel::CancelToken;
+use super::epilogue::run_epilogue;
 use super::plan::Plan;
 use super::profile::Profile;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::graph::dim::Bindings;
 use crate::graph::infer::at_node;
-use crate::graph::{Graph, Node, NodeId, NodeKind, ValueId};
-use crate::ops::fused::{FusedProgram, pointwise_in_place, run_fused, run_prepared};
+use crate::graph::{Graph, Node, NodeId, NodeKind, Product, ValueId};
+use crate::ops::fused::{FusedProgram, pointwise_in_place, prepare, run_fused, run_prepared};
 use crate::ops::linalg::packs_weight;
 use crate::ops::util::broadcast_shapes;
 use crate::ops::{OpDef, dispatch, fields, index};
@@ -24,9 +25,10 @@ use std::time::Instant;
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
     /// 0: run the graph as given; 1: constant folding, CSE, DCE and algebraic
-    /// simplification; 2: also fusion, memory planning and a packed copy of each fixed
-    /// weight read only by linear nodes (the default; the copies cost those weights' size
-    /// once more and save a transpose on every large call).
+    /// simplification; 2: also fusion (pointwise chains, and epilogues: a chain into the
+    /// product before it), memory planning and a packed copy of each fixed weight read only
+    /// by linear nodes (the default; the copies cost those weights' size once more and save
+    /// a transpose on every large call).
     pub opt_level: u8,
     /// Where the graph runs.
     pub device: Device,
@@ -395,7 +397,8 @@ fn run_node(plan: &Plan, n: NodeId, values: &[Option<Tensor>]) -> Result<Vec<Ten
         NodeKind::Op { op, attrs } => {
             dispatch::apply_owned(op, &inputs, attrs).map_err(|e| at_node(&graph.describe(n), e))
         }
-        NodeKind::Fused { program } => run_fused_node(plan, n, program, &inputs),
+        NodeKind::Fused { program, product: None } => run_fused_node(plan, n, program, &inputs),
+        NodeKind::Fused { program, product: Some(p) } => run_epilogue_node(plan, n, p, program, &inputs),
         _ => Err(Error::Internal(format!("{} is not an op", graph.describe(n)))),
     });
     // Drop the input references now (the memory plan counts on it), keep the list's buffer.
@@ -431,6 +434,28 @@ fn run_fused_node(plan: &Plan, n: NodeId, program: &FusedProgram, inputs: &[Tens
         None => run_fused(program, inputs, &shape, graph.value(graph.node(n).outputs[0]).ty.dtype),
     };
     result.map_err(|e| at_node(&graph.describe(n), e))
+}
+
+/// Runs an epilogue node: its product, then its program over each finished block.
+fn run_epilogue_node(
+    plan: &Plan,
+    n: NodeId,
+    product: &Product,
+    program: &FusedProgram,
+    inputs: &[Tensor],
+) -> Result<Vec<Tensor>> {
+    let graph = &plan.graph;
+    let prepared;
+    let prepared = match &plan.fused[n.0] {
+        Some(p) => p,
+        None => {
+            // Not valid at planning: preparing again reports why, naming the node.
+            prepared = prepare(program, graph.value(graph.node(n).outputs[0]).ty.dtype)
+                .map_err(|e| at_node(&graph.describe(n), e))?;
+            &prepared
+        }
+    };
+    run_epilogue(product, program, prepared, inputs).map(|t| vec![t]).map_err(|e| at_node(&graph.describe(n), e))
 }
 
 /// Which nodes the fetched values depend on.

@@ -1,6 +1,7 @@
 //! The executor: compiles an optimised graph into a plan and runs it, thread-safely, with inter-op parallelism.
 
 mod cancel;
+mod epilogue;
 mod executor;
 mod plan;
 mod profile;

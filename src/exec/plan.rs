@@ -113,7 +113,7 @@ impl Plan {
             .nodes()
             .iter()
             .map(|node| match &node.kind {
-                NodeKind::Fused { program } => prepare(program, graph.value(node.outputs[0]).ty.dtype).ok(),
+                NodeKind::Fused { program, .. } => prepare(program, graph.value(node.outputs[0]).ty.dtype).ok(),
                 _ => None,
             })
             .collect();
@@ -130,7 +130,11 @@ fn packed_linear_weights(graph: &Graph, preset: &[Option<Tensor>], is_output: &[
     let mut as_weight = vec![false; preset.len()];
     let mut otherwise = is_output.to_vec();
     for node in graph.nodes() {
-        let linear = matches!(&node.kind, NodeKind::Op { op, .. } if std::ptr::eq(*op, &LINEAR));
+        let linear = match &node.kind {
+            NodeKind::Op { op, .. } => std::ptr::eq(*op, &LINEAR),
+            NodeKind::Fused { product: Some(p), .. } => std::ptr::eq(p.op, &LINEAR),
+            _ => false,
+        };
         for (i, v) in node.inputs.iter().enumerate() {
             if linear && i == 1 {
                 as_weight[v.0] = true;

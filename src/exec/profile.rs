@@ -48,7 +48,8 @@ fn signature(graph: &Graph, n: NodeId) -> String {
     let node = graph.node(n);
     let name = match &node.kind {
         NodeKind::Op { op, .. } => op.name.to_string(),
-        NodeKind::Fused { program } => format!("fused[{} ops]", program.steps.len()),
+        NodeKind::Fused { program, product: None } => format!("fused[{} ops]", program.steps.len()),
+        NodeKind::Fused { program, product: Some(p) } => format!("{}+fused[{} ops]", p.op.name, program.steps.len()),
         _ => graph.describe(n),
     };
     let types =

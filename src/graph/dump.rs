@@ -25,7 +25,16 @@ impl fmt::Display for Graph {
                     format!("const {}", tensor.item().map_or_else(|_| "?".to_string(), |v| format!("{v}")))
                 }
                 NodeKind::Const { .. } => "const".to_string(),
-                NodeKind::Fused { program } => format!("fused({}) {{ {program} }}", ins.join(", ")),
+                NodeKind::Fused { program, product: None } => format!("fused({}) {{ {program} }}", ins.join(", ")),
+                // The program's in0 is the product, written where it is read.
+                NodeKind::Fused { program, product: Some(p) } => {
+                    let (args, rest) = ins.split_at(p.arity.min(ins.len()));
+                    let a = p.attrs.to_string();
+                    let head = if a.is_empty() { args.join(", ") } else { format!("{}; {a}", args.join(", ")) };
+                    let all: Vec<String> =
+                        std::iter::once(format!("{}({head})", p.op.name)).chain(rest.iter().cloned()).collect();
+                    format!("fused({}) {{ {program} }}", all.join(", "))
+                }
                 NodeKind::Op { op, attrs } => {
                     let a = attrs.to_string();
                     if a.is_empty() {

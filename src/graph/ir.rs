@@ -44,10 +44,16 @@ pub enum NodeKind {
         /// Its value.
         tensor: Tensor,
     },
-    /// A chain of pointwise ops run in one pass over memory (made by the fusion pass).
+    /// A chain of pointwise ops run in one pass over memory (made by the fusion pass), or
+    /// the epilogue of a matrix product (made by the epilogue pass).
     Fused {
-        /// The chain; its inputs are the node's inputs, its outputs the node's outputs.
+        /// The chain; without a product its inputs are the node's inputs, its outputs the
+        /// node's outputs.
         program: Arc<FusedProgram>,
+        /// When set, the node computes this product first and the program reads it as its
+        /// input 0, block by block as the product's threads finish them; the node's inputs
+        /// are the product's, then the program's inputs 1.. in order.
+        product: Option<Product>,
     },
     /// An application of a registered op.
     Op {
@@ -66,6 +72,18 @@ impl NodeKind {
             _ => None,
         }
     }
+}
+
+/// The matrix product at the head of an epilogue node: `linear`, or `matmul` of two 2-D
+/// operands, on f32/f64.
+#[derive(Debug, Clone)]
+pub struct Product {
+    /// The product op's one definition.
+    pub op: &'static OpDef,
+    /// Its resolved attributes.
+    pub attrs: Attrs,
+    /// How many of the node's inputs are the product's (the first ones).
+    pub arity: usize,
 }
 
 /// One node: what it is, which values it reads and which it defines.
@@ -184,7 +202,10 @@ impl Graph {
             NodeKind::Param { name, .. } => format!("parameter `{name}`"),
             NodeKind::Const { .. } => format!("constant node {}", id.0),
             NodeKind::Op { op, .. } => format!("node {} (`{}`)", id.0, op.name),
-            NodeKind::Fused { program } => format!("fused node {} ({} ops)", id.0, program.steps.len()),
+            NodeKind::Fused { program, product: None } => format!("fused node {} ({} ops)", id.0, program.steps.len()),
+            NodeKind::Fused { program, product: Some(p) } => {
+                format!("fused node {} ({} with {} ops after it)", id.0, p.op.name, program.steps.len())
+            }
         }
     }
 

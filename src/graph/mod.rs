@@ -13,5 +13,5 @@ pub mod trace;
 pub use autodiff::{ParamGrad, append_gradients};
 pub use builder::GraphBuilder;
 pub use dim::{Dim, ValueType};
-pub use ir::{Graph, Node, NodeId, NodeKind, Value, ValueId};
+pub use ir::{Graph, Node, NodeId, NodeKind, Product, Value, ValueId};
 pub use trace::{Tracer, trace};

@@ -427,6 +427,14 @@ macro_rules! by_form {
                 let f = if attrs.str("approximate") == "tanh" { $Tanh::POINTWISE.f64 } else { $Erf::POINTWISE.f64 };
                 f(out, ins, attrs)
             },
+            f32_in_place: |out, other, out_first, attrs| {
+                let pw = if attrs.str("approximate") == "tanh" { &$Tanh::POINTWISE } else { &$Erf::POINTWISE };
+                (pw.f32_in_place)(out, other, out_first, attrs)
+            },
+            f64_in_place: |out, other, out_first, attrs| {
+                let pw = if attrs.str("approximate") == "tanh" { &$Tanh::POINTWISE } else { &$Erf::POINTWISE };
+                (pw.f64_in_place)(out, other, out_first, attrs)
+            },
         }
     };
 }

@@ -256,6 +256,7 @@ fn conv_fwd<T: GemmFloat>(t: &[Tensor], cv: &Conv) -> Result<Tensor> {
                         rhs,
                         MatView::new(0, p, 1),
                         th,
+                        None,
                     )?;
                 }
                 Ok(())
@@ -285,9 +286,9 @@ fn conv_bwd_input<T: GemmFloat>(t: &[Tensor], cv: &Conv) -> Result<Tensor> {
                     let gv = MatView::new((i * cv.cout + gi * og) * p, p, 1);
                     let dxg = &mut dx[gi * cg * hw..(gi + 1) * cg * hw];
                     if direct {
-                        gemm_into((k, p, og), dxg, p, Start::Zero, ws, wt, gs, gv, th)?;
+                        gemm_into((k, p, og), dxg, p, Start::Zero, ws, wt, gs, gv, th, None)?;
                     } else {
-                        gemm_into((k, p, og), col, p, Start::Zero, ws, wt, gs, gv, th)?;
+                        gemm_into((k, p, og), col, p, Start::Zero, ws, wt, gs, gv, th, None)?;
                         dxg.fill(<T as Element>::zero());
                         col2im(col, &g, dxg);
                     }
@@ -321,7 +322,7 @@ fn conv_bwd_weight<T: GemmFloat>(t: &[Tensor], cv: &Conv) -> Result<Tensor> {
             };
             let gv = MatView::new((i * cv.cout + gi * og) * p, p, 1);
             let dst = &mut dw[gi * og * k..(gi + 1) * og * k];
-            gemm_into((og, k, p), dst, k, Start::Keep, gs, gv, rhs, MatView::new(0, p, 1).t(), th)?;
+            gemm_into((og, k, p), dst, k, Start::Keep, gs, gv, rhs, MatView::new(0, p, 1).t(), th, None)?;
         }
         Ok(())
     };

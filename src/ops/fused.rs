@@ -9,6 +9,7 @@
 use crate::backend::CpuBuffer;
 use crate::backend::Storage;
 use crate::backend::cpu::elementwise::host_slice;
+use crate::backend::cpu::gemm::{Block, Then};
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::ops::pointwise::Pointwise;
@@ -90,19 +91,26 @@ impl fmt::Display for FusedProgram {
 }
 
 /// The float types the kernel runs, with their [`Pointwise`] entry.
-trait FusedFloat: Element + Default {
+pub(crate) trait FusedFloat: Element + Default {
     fn body(pw: &Pointwise) -> fn(&mut [Self], &[&[Self]], &Attrs);
+    fn body_in_place(pw: &Pointwise) -> fn(&mut [Self], &[Self], bool, &Attrs);
 }
 
 impl FusedFloat for f32 {
     fn body(pw: &Pointwise) -> fn(&mut [f32], &[&[f32]], &Attrs) {
         pw.f32
     }
+    fn body_in_place(pw: &Pointwise) -> fn(&mut [f32], &[f32], bool, &Attrs) {
+        pw.f32_in_place
+    }
 }
 
 impl FusedFloat for f64 {
     fn body(pw: &Pointwise) -> fn(&mut [f64], &[&[f64]], &Attrs) {
         pw.f64
+    }
+    fn body_in_place(pw: &Pointwise) -> fn(&mut [f64], &[f64], bool, &Attrs) {
+        pw.f64_in_place
     }
 }
 
@@ -124,6 +132,8 @@ pub struct PreparedFused {
     attrs: Vec<Attrs>,
     /// The program lowered to registers (the same for every run).
     plan: Plan,
+    /// The program as a chain of in-place links, when it has that form (see [`chain_of`]).
+    chain: Option<Vec<LinkShape>>,
 }
 
 /// Validates `prog` for `dtype` (every error [`run_fused`] names about the program itself).
@@ -132,7 +142,7 @@ pub fn prepare(prog: &FusedProgram, dtype: DType) -> Result<PreparedFused> {
         return Err(Error::Unsupported(format!("run_fused: {dtype} chains are not fused (f32 and f64 only)")));
     }
     let attrs = check_program(prog, dtype)?;
-    Ok(PreparedFused { dtype, attrs, plan: make_plan(prog) })
+    Ok(PreparedFused { dtype, attrs, plan: make_plan(prog), chain: chain_of(prog) })
 }
 
 /// [`run_fused`] with the program already validated by [`prepare`]; only the inputs are
@@ -165,26 +175,24 @@ fn check_inputs(prog: &FusedProgram, inputs: &[Tensor], shape: &[usize], dtype: 
             format!("run_fused: the program reads {} inputs, given {}", prog.n_inputs, inputs.len()),
         ));
     }
-    for (i, x) in inputs.iter().enumerate() {
-        if x.dtype() != dtype {
-            return Err(Error::InvalidDtype {
-                arg: "inputs",
-                msg: format!("run_fused: input {i} is {}, the program runs in {dtype}", x.dtype()),
-            });
-        }
-        // Broadcasting to `shape` must give `shape` itself (an input may not add dimensions).
-        let joint = broadcast_shapes("run_fused", x.shape(), shape).map_err(|_| {
-            Error::shape(
-                "inputs",
-                format!("run_fused: input {i} of shape {:?} does not broadcast to {shape:?}", x.shape()),
-            )
-        })?;
-        if joint != shape {
-            return Err(Error::shape(
-                "inputs",
-                format!("run_fused: input {i} of shape {:?} does not broadcast to {shape:?}", x.shape()),
-            ));
-        }
+    inputs.iter().enumerate().try_for_each(|(i, x)| check_input(i, x, shape, dtype))
+}
+
+/// Input `i` of a program run over `shape` in `dtype`: of that dtype, and broadcasting to
+/// `shape` gives `shape` itself (an input may not add dimensions).
+fn check_input(i: usize, x: &Tensor, shape: &[usize], dtype: DType) -> Result<()> {
+    if x.dtype() != dtype {
+        return Err(Error::InvalidDtype {
+            arg: "inputs",
+            msg: format!("run_fused: input {i} is {}, the program runs in {dtype}", x.dtype()),
+        });
+    }
+    let fits = broadcast_shapes("run_fused", x.shape(), shape).is_ok_and(|joint| joint == shape);
+    if !fits {
+        return Err(Error::shape(
+            "inputs",
+            format!("run_fused: input {i} of shape {:?} does not broadcast to {shape:?}", x.shape()),
+        ));
     }
     Ok(())
 }
@@ -248,6 +256,7 @@ fn check_program(prog: &FusedProgram, dtype: DType) -> Result<Vec<Attrs>> {
 }
 
 /// How an input is read, per chunk.
+#[derive(Clone, Copy)]
 enum Form<'a, T> {
     /// Contiguous with the full shape: chunks are slices of it (no copy).
     Full(&'a [T]),
@@ -606,9 +615,229 @@ fn run<T: FusedFloat>(
     wrap(bufs)
 }
 
-/// Applies the one-input pointwise `op` to `t` in place, chunk by chunk (each chunk is
-/// copied to a register first, so the body reads its input and writes its output without
-/// aliasing). Returns false, touching nothing, unless `t` is an exclusively held, contiguous
+/// Where an epilogue row finds operand `loc` (see [`run_row`]); `None` for the output.
+fn row_operand<'a, T>(
+    loc: Loc,
+    product: &'a [T],
+    extra: &[Form<'a, T>],
+    scratch: &'a Scratch<T>,
+    at: usize,
+    w: usize,
+) -> Option<&'a [T]> {
+    match loc {
+        Loc::In(0) => Some(product),
+        Loc::In(i) => Some(match extra[i - 1] {
+            Form::Full(d) => &d[at..at + w],
+            Form::Scalar(_) | Form::Row(_) => &scratch.ins[i][..w],
+        }),
+        Loc::Reg(r) => Some(&scratch.regs[r][..w]),
+        Loc::Out(_) => None,
+    }
+}
+
+/// Runs the plan of a one-output program over one row segment of an epilogue block:
+/// `product` is input 0, `extra[i]` is input `i + 1` (a full input read at `at`, rows and
+/// scalars from their scratch registers), and the output is written into `seg`. No
+/// allocation: this runs once per row of every block.
+fn run_row<T: FusedFloat>(
+    plan: &Plan,
+    attrs: &[Attrs],
+    extra: &[Form<'_, T>],
+    scratch: &mut Scratch<T>,
+    product: &[T],
+    seg: &mut [T],
+    at: usize,
+) {
+    let w = seg.len();
+    for st in &plan.steps {
+        let body = T::body(st.pointwise);
+        let n = st.args.len();
+        let mut ops: [&[T]; 2] = [&[], &[]];
+        match st.dst {
+            Loc::Reg(r) => {
+                // Moved out so the operands can be borrowed beside it (never its own operand).
+                let mut d = std::mem::take(&mut scratch.regs[r]);
+                for (o, &a) in ops.iter_mut().zip(&st.args) {
+                    *o = row_operand(a, product, extra, scratch, at, w).unwrap_or(&*seg);
+                }
+                body(&mut d[..w], &ops[..n], &attrs[st.step]);
+                scratch.regs[r] = d;
+            }
+            Loc::Out(_) => {
+                for (o, &a) in ops.iter_mut().zip(&st.args) {
+                    *o =
+                        row_operand(a, product, extra, scratch, at, w).expect("a step never reads its own destination");
+                }
+                body(seg, &ops[..n], &attrs[st.step]);
+            }
+            Loc::In(_) => unreachable!("steps never write inputs"),
+        }
+    }
+    // The one output repeats an input or a register: copy it (constructions never make
+    // this, but a program may say so).
+    for &(_, loc) in &plan.copies {
+        if let Some(src) = row_operand(loc, product, extra, scratch, at, w) {
+            seg.copy_from_slice(src);
+        }
+    }
+}
+
+/// One link of an epilogue chain: step `step`'s body run in place over the running value
+/// (the product, then each link's result), reading program input `other` beside it, if any.
+#[derive(Debug, Clone, Copy)]
+struct LinkShape {
+    step: usize,
+    other: Option<usize>,
+    running_first: bool,
+}
+
+/// The program as a chain of in-place links, when it has that form: step 0 reads input 0
+/// (the product), each later step reads the step before it, each once; any other operand
+/// is another program input; the one output is the last step. Activations, activation
+/// gradient masks, residual adds, scale-and-shift and the DCN cross update (`x0 * p + x`)
+/// all have it. `None` for any other program.
+fn chain_of(prog: &FusedProgram) -> Option<Vec<LinkShape>> {
+    if prog.steps.is_empty() || prog.outputs[..] != [Reg::Step(prog.steps.len() - 1)] {
+        return None;
+    }
+    let mut links = Vec::with_capacity(prog.steps.len());
+    for (s, step) in prog.steps.iter().enumerate() {
+        let running = if s == 0 { Reg::Input(0) } else { Reg::Step(s - 1) };
+        let other_of = |r: Reg| match r {
+            Reg::Input(i) if i > 0 => Some(i),
+            _ => None,
+        };
+        let (other, running_first) = match step.args[..] {
+            [r] if r == running => (None, true),
+            [r, o] if r == running => (Some(other_of(o)?), true),
+            [o, r] if r == running => (Some(other_of(o)?), false),
+            _ => return None,
+        };
+        links.push(LinkShape { step: s, other, running_first });
+    }
+    Some(links)
+}
+
+/// Runs the chain `links` of `prog` over every row of `block`, each link in place over the
+/// row segment; `extra[i - 1]` is program input `i` and `cols` the product's row length.
+/// Scalar operands are spread over one block-wide buffer each.
+fn run_chain<T: FusedFloat>(
+    prog: &FusedProgram,
+    prepared: &PreparedFused,
+    links: &[LinkShape],
+    extra: &[Form<'_, T>],
+    block: &mut Block<'_, T>,
+    cols: usize,
+) {
+    let (j0, j1) = block.cols();
+    let other = |l: &LinkShape| l.other.map(|i| extra[i - 1]);
+    let spread: Vec<Vec<T>> = if links.iter().any(|l| matches!(other(l), Some(Form::Scalar(_)))) {
+        links.iter().map(|l| if let Some(Form::Scalar(v)) = other(l) { vec![v; j1 - j0] } else { Vec::new() }).collect()
+    } else {
+        Vec::new()
+    };
+    for r in 0..block.rows() {
+        let seg = block.row(r);
+        for (i, l) in links.iter().enumerate() {
+            let operand: &[T] = match other(l) {
+                None => &[],
+                Some(Form::Full(d)) => &d[r * cols + j0..r * cols + j1],
+                Some(Form::Row(row)) => &row[j0..j1],
+                Some(Form::Scalar(_)) => &spread[i],
+            };
+            let body = T::body_in_place(prog.steps[l.step].op.pointwise.expect("checked by prepare"));
+            body(seg, operand, l.running_first, &prepared.attrs[l.step]);
+        }
+    }
+}
+
+/// Runs `product` with `prog` as its epilogue: `product` computes a result of `shape` (rows
+/// of its last dimension, row-major) and calls the [`Then`] it is given on each finished
+/// block of columns; there the program runs over the block row by row, reading the product
+/// as its input 0 and `inputs` as its inputs 1.., and writes its one output over the product.
+/// Each step runs the op's own formula, so the result has the bits of the product followed by
+/// the program (as [`run_fused`] would run it). Inputs are checked as [`run_fused`] checks
+/// them (dtype, broadcasting to `shape`); the program must have one output.
+pub(crate) fn with_epilogue<T: FusedFloat>(
+    prog: &FusedProgram,
+    prepared: &PreparedFused,
+    inputs: &[Tensor],
+    shape: &[usize],
+    product: impl FnOnce(&Then<T>) -> Result<Tensor>,
+) -> Result<Tensor> {
+    if prepared.dtype != T::DTYPE || prepared.attrs.len() != prog.steps.len() {
+        return Err(Error::Internal(format!(
+            "epilogue: prepared for {} ({} steps)",
+            prepared.dtype,
+            prepared.attrs.len()
+        )));
+    }
+    if prog.outputs.len() != 1 || prog.n_inputs != inputs.len() + 1 {
+        return Err(Error::invalid(
+            "program",
+            format!("epilogue: a program over a product and {} inputs writes one output, given {prog}", inputs.len()),
+        ));
+    }
+    // Input 0 is the product itself, of `shape` and `T` by construction.
+    inputs.iter().enumerate().try_for_each(|(i, x)| check_input(i + 1, x, shape, T::DTYPE))?;
+    let n: usize = shape.iter().product();
+    let cols = shape.last().copied().unwrap_or(1);
+    // Each extra input as the rows of the product see it: a row of `cols` values, one value,
+    // or the full `[rows, cols]` (general broadcasts materialised once).
+    let held: Vec<(Tensor, Kind)> = crate::autograd::no_grad(|| {
+        inputs
+            .iter()
+            .map(|x| match classify(x, shape, n.max(1))? {
+                (_, Kind::Row(len)) if len != cols => {
+                    let full: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+                    Ok((x.expand(&full)?.contiguous()?, Kind::Full))
+                }
+                other => Ok(other),
+            })
+            .collect::<Result<_>>()
+    })?;
+    let mut extra = Vec::with_capacity(held.len());
+    for (t, kind) in &held {
+        let (data, off) = (host_slice::<T>(t)?, t.layout().offset());
+        extra.push(match *kind {
+            Kind::Full => Form::Full(&data[off..off + n]),
+            Kind::Scalar => Form::Scalar(data[off]),
+            Kind::Row(len) => Form::Row(&data[off..off + len]),
+        });
+    }
+    let (plan, attrs) = (&prepared.plan, &prepared.attrs[..]);
+    let then = |mut block: Block<'_, T>| {
+        if let Some(links) = &prepared.chain {
+            // The common case: each body in place over the row, no copy and no registers.
+            return run_chain(prog, prepared, links, &extra, &mut block, cols);
+        }
+        let (j0, j1) = block.cols();
+        let width = j1 - j0;
+        if width == 0 {
+            return;
+        }
+        // Rows and scalars are the same for every row of the block: their registers are
+        // filled once (input 0, the product, and full inputs are read in place per row).
+        let template: Vec<Form<'_, T>> = std::iter::once(Form::Full(&[][..]))
+            .chain(extra.iter().map(|f| match *f {
+                Form::Row(row) => Form::Row(&row[j0..j1]),
+                other => other,
+            }))
+            .collect();
+        let mut scratch = Scratch::new(plan.n_regs, &template, width);
+        // The product's values, copied out so the program can write its output over them.
+        let mut product = vec![T::default(); width];
+        for r in 0..block.rows() {
+            let seg = block.row(r);
+            product.copy_from_slice(seg);
+            run_row(plan, attrs, &extra, &mut scratch, &product, seg, r * cols + j0);
+        }
+    };
+    product(&then)
+}
+
+/// Applies the one-input pointwise `op` to `t` in place, with the op's in-place body (the
+/// same formula, each element read and then overwritten; no copy). Returns false, touching nothing, unless `t` is an exclusively held, contiguous
 /// f32/f64 tensor and `op` has a one-input body; the memory planner then runs the op normally.
 pub fn pointwise_in_place(op: &OpDef, attrs: &Attrs, t: &Tensor) -> Result<bool> {
     let Some(pw) = op.pointwise else { return Ok(false) };
@@ -616,30 +845,23 @@ pub fn pointwise_in_place(op: &OpDef, attrs: &Attrs, t: &Tensor) -> Result<bool>
         return Ok(false);
     }
     match t.dtype() {
-        DType::F32 => in_place::<f32>(pw.f32, attrs, t),
-        DType::F64 => in_place::<f64>(pw.f64, attrs, t),
+        DType::F32 => in_place::<f32>(pw, attrs, t),
+        DType::F64 => in_place::<f64>(pw, attrs, t),
         _ => Ok(false),
     }
 }
 
-fn in_place<T: FusedFloat>(body: fn(&mut [T], &[&[T]], &Attrs), attrs: &Attrs, t: &Tensor) -> Result<bool> {
+fn in_place<T: FusedFloat>(pw: &Pointwise, attrs: &Attrs, t: &Tensor) -> Result<bool> {
     let Some(buf) = t.storage().as_cpu() else { return Ok(false) };
     let (off, n) = (t.layout().offset(), t.numel());
     // SAFETY: `t` is the only handle to this pool-owned storage (checked by the caller via
     // `is_exclusive`), so nothing else reads or writes these elements meanwhile.
     let data = unsafe { &mut buf.typed_mut::<T>()[off..off + n] };
-    let run = |part: &mut [T]| {
-        let mut reg = vec![T::default(); CHUNK.min(part.len())];
-        for c in part.chunks_mut(CHUNK) {
-            let r = &mut reg[..c.len()];
-            r.copy_from_slice(c);
-            body(c, &[r], attrs);
-        }
-    };
+    let body = T::body_in_place(pw);
     if n < PARALLEL_THRESHOLD {
-        run(data);
+        body(data, &[], true, attrs);
     } else {
-        install(|| data.par_chunks_mut(CHUNK * CHUNKS_PER_ITEM).for_each(run));
+        install(|| data.par_chunks_mut(CHUNK * CHUNKS_PER_ITEM).for_each(|part| body(part, &[], true, attrs)));
     }
     Ok(true)
 }

@@ -6,7 +6,7 @@ use super::movement::{TRANSPOSE, emit_reshape};
 use super::util::{broadcast_shapes, emit0, one, require_float, require_numeric, same_dtype};
 use super::{ArgSpec, Attr, Attrs, Emitter, ForwardCtx, GradVal, InferCtx, Meta, OpDef, OpKind, Val};
 use crate::backend::cpu::elementwise::{host_slice, new_host};
-use crate::backend::cpu::gemm::{GemmFloat, GemmInt, MatView, Start, gemm_into, gemv, int_matmul_into};
+use crate::backend::cpu::gemm::{GemmFloat, GemmInt, MatView, Start, Then, gemm_into, gemv, int_matmul_into};
 use crate::backend::cpu::lowp::{LowpFloat, LowpOut, lowp_gemm_into};
 use crate::backend::cpu::transpose::transpose_into;
 use crate::dtype::{DType, Element};
@@ -142,7 +142,7 @@ fn float_kernel<T: GemmFloat>(
     bv: MatView,
     threads: usize,
 ) -> Result<()> {
-    gemm_into(dims, dst, dims.1, Start::Zero, a, av, b, bv, threads)
+    gemm_into(dims, dst, dims.1, Start::Zero, a, av, b, bv, threads, None)
 }
 
 /// bf16/f16 products: f32 accumulation, one rounding per output element.
@@ -184,6 +184,23 @@ pub fn matmul_nd(a: &Tensor, b: &Tensor) -> Result<Tensor> {
         DType::U8 => batched::<u8>(a, b, &int_kernel::<u8>),
         DType::Bool => Err(Error::InvalidDtype { arg: "a", msg: "matmul needs a numeric tensor, given bool".into() }),
     }
+}
+
+/// `a · b` for 2-D f32/f64 operands read through their strides (what [`MATMUL`] computes for
+/// them), with `then` run on each finished block of the `[m, n]` result (a fused epilogue).
+pub(crate) fn matmul_2d<T: GemmFloat>(a: &Tensor, b: &Tensor, then: &Then<T>) -> Result<Tensor> {
+    if a.ndim() != 2 || b.ndim() != 2 || a.shape()[1] != b.shape()[0] {
+        return Err(Error::shape("b", format!("matmul_2d: cannot multiply {:?} by {:?}", a.shape(), b.shape())));
+    }
+    let (m, k, n) = (a.shape()[0], a.shape()[1], b.shape()[1]);
+    let av = MatView::new(a.layout().offset(), a.strides()[0], a.strides()[1]);
+    let bv = MatView::new(b.layout().offset(), b.strides()[0], b.strides()[1]);
+    let (xa, xb) = (host_slice::<T>(a)?, host_slice::<T>(b)?);
+    let mut result = Ok(());
+    let out = new_host::<T>(&[m, n], |out| {
+        result = gemm_into((m, n, k), out, n, Start::Zero, xa, av, xb, bv, num_threads(), Some(then));
+    })?;
+    result.map(|()| out)
 }
 
 fn matmul_forward(ctx: &ForwardCtx) -> Result<Vec<Tensor>> {
@@ -314,9 +331,16 @@ fn infer_linear(ctx: &InferCtx) -> Result<Vec<Meta>> {
     one(out, dtype)
 }
 
-/// `x · Wᵀ + bias` as one GEMM: W read transposed through its strides, the bias broadcast
-/// into the output first and accumulated onto by the GEMM.
-fn linear_f<T: GemmFloat>(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, out_shape: &[usize]) -> Result<Tensor> {
+/// `x · Wᵀ + bias` as one GEMM: W read transposed through its strides, the bias written into
+/// each block of the output by the thread that adds its product there. `then`, when given,
+/// runs on each finished block of the `[rows, out]` result (a fused epilogue).
+pub(crate) fn linear_f<T: GemmFloat>(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    out_shape: &[usize],
+    then: Option<&Then<T>>,
+) -> Result<Tensor> {
     let (outf, inf) = (w.shape()[0], w.shape()[1]);
     let rows: usize = x.shape()[..x.ndim() - 1].iter().product();
     let x2 = x.raw_reshape(&[rows as i64, inf as i64])?;
@@ -348,7 +372,7 @@ fn linear_f<T: GemmFloat>(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, out_sha
             for (j, y) in out.iter_mut().enumerate() {
                 *y = bias.map_or(<T as crate::dtype::Element>::zero(), |(bs, off, st)| bs[off + j * st]);
             }
-            gemv(xslice, wslice, (outf, inf), out);
+            gemv(xslice, wslice, (outf, inf), out, then);
         });
     }
     let threads = num_threads();
@@ -360,7 +384,7 @@ fn linear_f<T: GemmFloat>(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, out_sha
     let mut result = Ok(());
     let out = new_host::<T>(out_shape, |out| {
         let start = bias.as_deref().map_or(Start::Zero, Start::Rows);
-        result = gemm_into((rows, outf, inf), out, outf, start, xs, xv, ws, wv, threads);
+        result = gemm_into((rows, outf, inf), out, outf, start, xs, xv, ws, wv, threads, then);
     })?;
     result.map(|()| out)
 }
@@ -430,8 +454,8 @@ fn linear_forward(ctx: &ForwardCtx) -> Result<Vec<Tensor>> {
     let (x, w, b) = (&ctx.inputs[0], &ctx.inputs[1], ctx.inputs.get(2));
     let shape = &ctx.outputs[0].shape;
     Ok(vec![match x.dtype() {
-        DType::F32 => linear_f::<f32>(x, w, b, shape)?,
-        DType::F64 => linear_f::<f64>(x, w, b, shape)?,
+        DType::F32 => linear_f::<f32>(x, w, b, shape, None)?,
+        DType::F64 => linear_f::<f64>(x, w, b, shape, None)?,
         DType::F16 => linear_lowp::<f16>(x, w, b, shape)?,
         DType::BF16 => linear_lowp::<bf16>(x, w, b, shape)?,
         d => return Err(Error::InvalidDtype { arg: "x", msg: format!("linear needs a float tensor, given {d}") }),

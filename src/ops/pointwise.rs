@@ -26,6 +26,12 @@ pub struct Pointwise {
     pub f32: fn(out: &mut [f32], ins: &[&[f32]], attrs: &Attrs),
     /// The same for f64.
     pub f64: fn(out: &mut [f64], ins: &[&[f64]], attrs: &Attrs),
+    /// The same formula over a chunk it overwrites, without a copy of it: `out[i] = f(out[i])`,
+    /// or for two inputs `f(out[i], other[i])` when `out_first`, else `f(other[i], out[i])`
+    /// (`other` is unused by one-input bodies). Same preconditions as [`Pointwise::f32`].
+    pub f32_in_place: fn(out: &mut [f32], other: &[f32], out_first: bool, attrs: &Attrs),
+    /// The same for f64.
+    pub f64_in_place: fn(out: &mut [f64], other: &[f64], out_first: bool, attrs: &Attrs),
 }
 
 impl std::fmt::Debug for Pointwise {
@@ -42,7 +48,13 @@ pub trait UnaryBody {
     /// The f64 element function for validated `attrs`.
     fn f64(attrs: &Attrs) -> impl Fn(f64) -> f64 + Copy + Send + Sync;
     /// The chunk body built from the element functions.
-    const POINTWISE: Pointwise = Pointwise { arity: 1, f32: unary_chunk_f32::<Self>, f64: unary_chunk_f64::<Self> };
+    const POINTWISE: Pointwise = Pointwise {
+        arity: 1,
+        f32: unary_chunk_f32::<Self>,
+        f64: unary_chunk_f64::<Self>,
+        f32_in_place: |out, _, _, attrs| unary_in_place(out, Self::f32(attrs)),
+        f64_in_place: |out, _, _, attrs| unary_in_place(out, Self::f64(attrs)),
+    };
 }
 
 /// The element function of a two-input float op, per compute type (f16/bf16 compute in f32).
@@ -52,7 +64,13 @@ pub trait BinaryBody {
     /// The f64 element function for validated `attrs`.
     fn f64(attrs: &Attrs) -> impl Fn(f64, f64) -> f64 + Copy + Send + Sync;
     /// The chunk body built from the element functions.
-    const POINTWISE: Pointwise = Pointwise { arity: 2, f32: binary_chunk_f32::<Self>, f64: binary_chunk_f64::<Self> };
+    const POINTWISE: Pointwise = Pointwise {
+        arity: 2,
+        f32: binary_chunk_f32::<Self>,
+        f64: binary_chunk_f64::<Self>,
+        f32_in_place: |out, other, out_first, attrs| binary_in_place(out, other, out_first, Self::f32(attrs)),
+        f64_in_place: |out, other, out_first, attrs| binary_in_place(out, other, out_first, Self::f64(attrs)),
+    };
 }
 
 /// `out[i] = f(x[i])`. Generic over the closure so every op gets its own monomorphised loop
@@ -72,6 +90,26 @@ fn binary_loop<T: Copy>(out: &mut [T], a: &[T], b: &[T], f: impl Fn(T, T) -> T) 
     let (a, b) = (&a[..out.len()], &b[..out.len()]);
     for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
         *o = f(x, y);
+    }
+}
+
+/// `out[i] = f(out[i])`, as [`unary_loop`].
+#[inline(always)]
+fn unary_in_place<T: Copy>(out: &mut [T], f: impl Fn(T) -> T) {
+    for o in out.iter_mut() {
+        *o = f(*o);
+    }
+}
+
+/// `out[i] = f(out[i], other[i])`, or `f(other[i], out[i])` unless `out_first`, as
+/// [`binary_loop`] (the branch is outside the loops).
+#[inline(always)]
+fn binary_in_place<T: Copy>(out: &mut [T], other: &[T], out_first: bool, f: impl Fn(T, T) -> T) {
+    let other = &other[..out.len()];
+    if out_first {
+        out.iter_mut().zip(other).for_each(|(o, &y)| *o = f(*o, y));
+    } else {
+        out.iter_mut().zip(other).for_each(|(o, &x)| *o = f(x, *o));
     }
 }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 pub const MAX_FUSION_SIZE: usize = 64;
 
 /// A node fusion may take: a single-output op with a pointwise body on f32/f64 values.
-fn fusable(g: &Graph, n: NodeId) -> Option<&ValueType> {
+pub(super) fn fusable(g: &Graph, n: NodeId) -> Option<&ValueType> {
     let node = g.node(n);
     let NodeKind::Op { op, .. } = &node.kind else { return None };
     op.pointwise?;
@@ -115,7 +115,7 @@ pub fn fuse(graph: &Graph) -> Result<Graph> {
         let program = FusedProgram { n_inputs: inputs.len(), steps, outputs: outs.iter().map(|v| regs[v]).collect() };
         let new_inputs = inputs.iter().map(|v| rw.get(*v)).collect::<Result<Vec<_>>>()?;
         let types = outs.iter().map(|v| graph.value(*v).ty.clone()).collect();
-        let id = rw.new.push(NodeKind::Fused { program: Arc::new(program) }, new_inputs, types)?;
+        let id = rw.new.push(NodeKind::Fused { program: Arc::new(program), product: None }, new_inputs, types)?;
         for (old, new) in outs.iter().zip(rw.new.node(id).outputs.clone()) {
             rw.alias(*old, new);
         }

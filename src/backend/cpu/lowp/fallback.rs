@@ -43,7 +43,7 @@ pub(super) fn run<T: LowpFloat, O: LowpOut>(
         to_f32(a, MatView { off: av.off + r0 * av.rs, ..av }, rows, k, &mut af);
         let (a32, b32) = (MatView::new(0, k, 1), MatView::new(0, n, 1));
         let start = bias.map_or(Start::Zero, Start::Rows);
-        gemm_into((rows, n, k), &mut cf, n, start, &af, a32, &bf, b32, threads)?;
+        gemm_into((rows, n, k), &mut cf, n, start, &af, a32, &bf, b32, threads, None)?;
         for (i, src) in cf.chunks_exact(n).take(rows).enumerate() {
             let at = (r0 + i) * dst_rs;
             O::write_row(src, &mut dst[at..at + n]);

@@ -295,6 +295,20 @@ fn classify(x: &Tensor, shape: &[usize], n: usize) -> Result<(Tensor, Kind)> {
     Ok((x.expand(&full)?.contiguous()?, Kind::Full))
 }
 
+/// How each classified input is read: its data, `n` elements when full.
+fn forms_of<T: FusedFloat>(held: &[(Tensor, Kind)], n: usize) -> Result<Vec<Form<'_, T>>> {
+    held.iter()
+        .map(|(t, kind)| {
+            let (data, off) = (host_slice::<T>(t)?, t.layout().offset());
+            Ok(match *kind {
+                Kind::Full => Form::Full(&data[off..off + n]),
+                Kind::Scalar => Form::Scalar(data[off]),
+                Kind::Row(len) => Form::Row(&data[off..off + len]),
+            })
+        })
+        .collect()
+}
+
 #[derive(Clone, Copy)]
 enum Kind {
     Full,
@@ -569,15 +583,7 @@ fn run<T: FusedFloat>(
     // Packed copies made here (autograd off: this is a kernel, not a differentiable call).
     let held: Vec<(Tensor, Kind)> =
         crate::autograd::no_grad(|| inputs.iter().map(|x| classify(x, shape, n)).collect::<Result<_>>())?;
-    let mut forms = Vec::with_capacity(held.len());
-    for (t, kind) in &held {
-        let (data, off) = (host_slice::<T>(t)?, t.layout().offset());
-        forms.push(match *kind {
-            Kind::Full => Form::Full(&data[off..off + n]),
-            Kind::Scalar => Form::Scalar(data[off]),
-            Kind::Row(len) => Form::Row(&data[off..off + len]),
-        });
-    }
+    let forms = forms_of::<T>(&held, n)?;
     // A chunk of whole rows when every row input has one length that fits: their registers
     // are then filled once per worker instead of once per chunk.
     let mut rows = forms.iter().filter_map(|f| if let Form::Row(r) = f { Some(r.len()) } else { None });
@@ -796,15 +802,7 @@ pub(crate) fn with_epilogue<T: FusedFloat>(
             })
             .collect::<Result<_>>()
     })?;
-    let mut extra = Vec::with_capacity(held.len());
-    for (t, kind) in &held {
-        let (data, off) = (host_slice::<T>(t)?, t.layout().offset());
-        extra.push(match *kind {
-            Kind::Full => Form::Full(&data[off..off + n]),
-            Kind::Scalar => Form::Scalar(data[off]),
-            Kind::Row(len) => Form::Row(&data[off..off + len]),
-        });
-    }
+    let extra = forms_of::<T>(&held, n)?;
     let (plan, attrs) = (&prepared.plan, &prepared.attrs[..]);
     let then = |mut block: Block<'_, T>| {
         if let Some(links) = &prepared.chain {

@@ -52,28 +52,22 @@ pub fn num_threads() -> usize {
     pool().current_num_threads()
 }
 
-/// Runs `f` inside the engine's pool, so rayon parallelism in it (ours and gemm's) uses
-/// the engine's threads. Cheap when already on a pool thread.
-pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    let p = pool();
-    if p.current_num_threads() == 1 || p.current_thread_index().is_some() {
-        return f();
-    }
-    p.install(f)
-}
-
-/// Whether some caller of [`run_on_pool`] is yielding (not yet asleep) right now.
+/// Whether some caller of [`install`] from outside the pool is yielding (not yet asleep) right now.
 static SPINNING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// How long [`run_on_pool`]'s caller gives its core away before it sleeps.
+/// How long [`install`]'s caller gives its core away before it sleeps.
 const SPIN_WAIT: std::time::Duration = std::time::Duration::from_micros(100);
 
-/// Runs `f` on a pool thread and returns what it returns, like [`install`], but the calling
-/// thread waits by yielding its core for up to [`SPIN_WAIT`] before it sleeps (one caller at
-/// a time; the others sleep at once). A short request (batch-1 inference: tens of µs) then
-/// returns without a futex wake-up, which on a virtual machine costs several µs; a long one
-/// costs the caller one yield loop. A panic in `f` resumes on the calling thread.
-pub fn run_on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+/// Runs `f` inside the engine's pool, so rayon parallelism in it (ours and gemm's) uses the
+/// engine's threads, and returns what it returns; a panic in `f` resumes on the calling
+/// thread. Cheap when already on a pool thread (it runs `f` there).
+///
+/// From outside the pool, the calling thread waits by yielding its core for up to
+/// [`SPIN_WAIT`] before it sleeps (one caller at a time; the others sleep at once). On a
+/// virtual machine a futex wake-up costs several µs, and rayon's own `install` sleeps at
+/// once: every parallel eager op paid a wake-up to return (7–11% of an eager MLP training
+/// step), and a batch-1 request, run whole on the pool, tens of µs long, paid it too.
+pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
     use std::sync::atomic::{AtomicBool, Ordering};
     let p = pool();
@@ -174,19 +168,19 @@ mod tests {
     }
 
     #[test]
-    fn a_request_run_on_the_pool_returns_its_value_or_its_panic() {
+    fn work_installed_from_outside_the_pool_returns_its_value_or_its_panic() {
         let data: Vec<u64> = (0..1000).collect();
         // Borrows from this frame; long enough that the caller stops yielding and sleeps.
-        let sum = run_on_pool(|| {
+        let sum = install(|| {
             std::thread::sleep(std::time::Duration::from_millis(2));
             data.iter().sum::<u64>()
         });
         assert_eq!(sum, 499_500);
-        assert_eq!(run_on_pool(|| data.len()), 1000);
-        let panicked = std::panic::catch_unwind(|| run_on_pool(|| panic!("inside the pool")));
+        assert_eq!(install(|| data.len()), 1000);
+        let panicked = std::panic::catch_unwind(|| install(|| panic!("inside the pool")));
         let msg = panicked.expect_err("the panic comes back").downcast::<&str>().map(|m| *m);
         assert_eq!(msg.ok(), Some("inside the pool"));
-        assert_eq!(run_on_pool(|| 7), 7, "the pool still works");
+        assert_eq!(install(|| 7), 7, "the pool still works");
     }
 
     #[test]
@@ -195,7 +189,7 @@ mod tests {
             for t in 0..8u64 {
                 s.spawn(move || {
                     for i in 0..200u64 {
-                        assert_eq!(run_on_pool(|| t * 1000 + i), t * 1000 + i);
+                        assert_eq!(install(|| t * 1000 + i), t * 1000 + i);
                     }
                 });
             }

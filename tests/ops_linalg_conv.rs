@@ -520,9 +520,10 @@ fn pooling_errors_name_the_argument() {
 
 #[test]
 fn large_linear_takes_the_packed_transpose_path() {
-    // rows >= 32 and out*in >= 4096: the weight is transposed into a packed buffer first.
-    let (x, w, b) = (randn(&[40, 70], 21), randn(&[90, 70], 22), randn(&[90], 23));
-    let (xw, _) = ref_matmul(&vals(&x), x.shape(), &vals(&w.transpose(0, 1).unwrap()), &[70, 90]);
+    // rows >= 32, out*in >= 4096 and rows of the weight a multiple of 2 KiB apart (512 f32 or
+    // f64): the weight is transposed into a packed buffer first.
+    let (x, w, b) = (randn(&[40, 512], 21), randn(&[90, 512], 22), randn(&[90], 23));
+    let (xw, _) = ref_matmul(&vals(&x), x.shape(), &vals(&w.transpose(0, 1).unwrap()), &[512, 90]);
     let bv = vals(&b);
     let want: Vec<f64> = xw.iter().enumerate().map(|(i, v)| v + bv[i % 90]).collect();
     close(&vals(&x.linear(&w, Some(&b)).unwrap()), &want, 1e-12);
@@ -552,12 +553,13 @@ fn gradients_skip_inputs_that_need_none() {
 #[test]
 fn linear_reads_a_weight_stored_transposed() {
     // Executors keep frozen weights stored transposed (the layout a large product packs them
-    // into). From 32 rows, where the product packs a contiguous weight itself, both layouts give
-    // the same bits; below, the sums agree to rounding. 70 and 300 inputs leave a tail after
-    // 16-lane sums, 45 outputs a partial block.
+    // into). From 32 rows both layouts give the same bits, whether the product packs a
+    // contiguous weight itself (512 inputs) or gemm packs the transposed view (70, 300);
+    // below, the sums agree to rounding. 70 and 300 inputs leave a tail after 16-lane sums,
+    // 45 outputs a partial block.
     for dtype in [DType::F32, DType::F64] {
         let tol = if dtype == DType::F32 { 1e-5 } else { 1e-12 };
-        for (outf, inf) in [(45, 70), (300, 300), (64, 64)] {
+        for (outf, inf) in [(45, 70), (300, 300), (64, 64), (40, 512)] {
             let w = randn(&[outf, inf], 41).cast(dtype).unwrap();
             let stored_t = w.transpose(0, 1).unwrap().contiguous().unwrap().transpose(0, 1).unwrap();
             assert!(!stored_t.is_contiguous());

@@ -10,7 +10,7 @@ use crate::graph::dim::Bindings;
 use crate::graph::infer::at_node;
 use crate::graph::{Graph, Node, NodeId, NodeKind, Product, ValueId};
 use crate::ops::fused::{FusedProgram, pointwise_in_place, prepare, run_fused, run_prepared};
-use crate::ops::linalg::packs_weight;
+use crate::ops::linalg::reads_packed_faster;
 use crate::ops::util::broadcast_shapes;
 use crate::ops::{OpDef, dispatch, fields, index};
 use crate::tensor::Tensor;
@@ -126,12 +126,12 @@ impl Executor {
         if request.as_ref().is_some_and(|r| r.alone) {
             // The whole request on a pool thread: each parallel op is then a join between
             // workers that are already awake, where from the caller's thread every one would
-            // hand work to the pool and sleep until woken; and the caller waits without
-            // sleeping at first. On batch-1 MLP inference they save 0–7% and 7–10%
+            // hand work to the pool and wait for it; and the caller waits without sleeping
+            // at first. On batch-1 MLP inference they save 0–7% and 7–10%
             // (BENCHMARKS.md). Only for a request running alone: beside others, a worker
             // waiting on its share would take up another whole request, and with four
             // callers p99 latency went from 0.32–0.35 ms to 0.78–0.90 ms.
-            return crate::runtime::run_on_pool(|| self.run_levels(feeds, fetches, options));
+            return crate::runtime::install(|| self.run_levels(feeds, fetches, options));
         }
         self.run_levels(feeds, fetches, options)
     }
@@ -415,7 +415,8 @@ fn use_packed_weight(plan: &Plan, node: &Node, inputs: &mut [Tensor]) {
     let (Some(packed), Some(fixed)) = (&plan.packed[w.0], &plan.preset[w.0]) else { return };
     let (x, weight) = (&inputs[0], &inputs[1]);
     let rows = x.shape()[..x.ndim().saturating_sub(1)].iter().product();
-    if Arc::ptr_eq(weight.storage(), fixed.storage()) && packs_weight(rows, weight.shape()[0], weight.shape()[1]) {
+    if Arc::ptr_eq(weight.storage(), fixed.storage()) && reads_packed_faster(rows, weight.shape()[0], weight.shape()[1])
+    {
         inputs[1] = packed.clone();
     }
 }

@@ -68,12 +68,19 @@ const SPIN_WAIT: std::time::Duration = std::time::Duration::from_micros(100);
 /// once: every parallel eager op paid a wake-up to return (7–11% of an eager MLP training
 /// step), and a batch-1 request, run whole on the pool, tens of µs long, paid it too.
 pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-    use std::sync::atomic::{AtomicBool, Ordering};
     let p = pool();
     if p.current_num_threads() == 1 || p.current_thread_index().is_some() {
         return f();
     }
+    install_from_outside(&p, f)
+}
+
+/// [`install`] from a thread outside the pool `p`. Kept out of line: the ops that call
+/// [`install`] mostly run on pool threads already, where only the check above runs.
+#[inline(never)]
+fn install_from_outside<R: Send>(p: &ThreadPool, f: impl FnOnce() -> R + Send) -> R {
+    use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+    use std::sync::atomic::{AtomicBool, Ordering};
     /// A pointer into the waiting caller's frame, handed to the job.
     struct Borrowed<T>(*const T);
     // SAFETY: the pointee is shared with one job while the caller waits for it (see below).
@@ -96,8 +103,8 @@ pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     };
     let job: Box<dyn FnOnce() + Send + '_> = Box::new(job);
     // SAFETY: the job borrows this frame (through `f` and the pointers) and this function
-    // returns only after the job has set `done`, its last use of anything borrowed; `p`
-    // keeps the pool, and so the queued job, alive until then.
+    // returns only after the job has set `done`, its last use of anything borrowed; the
+    // caller's handle on `p` keeps the pool, and so the queued job, alive until then.
     let job = unsafe { std::mem::transmute::<Box<dyn FnOnce() + Send + '_>, Box<dyn FnOnce() + Send + 'static>>(job) };
     p.spawn(job);
     // One caller yields at a time: many concurrent requests must not take the cores from

@@ -126,8 +126,8 @@ impl Executor {
         if request.as_ref().is_some_and(|r| r.alone) {
             // The whole request on a pool thread: each parallel op is then a join between
             // workers that are already awake, where from the caller's thread every one would
-            // hand work to the pool and wait for it; and the caller waits without sleeping
-            // at first. On batch-1 MLP inference they save 0–7% and 7–10%
+            // hand work to the pool and wait for it (`install`, which also keeps this one
+            // wait from sleeping at first). On batch-1 MLP inference they save 0–7% and 7–10%
             // (BENCHMARKS.md). Only for a request running alone: beside others, a worker
             // waiting on its share would take up another whole request, and with four
             // callers p99 latency went from 0.32–0.35 ms to 0.78–0.90 ms.

@@ -78,6 +78,8 @@ pub struct RunStats {
 pub struct Executor {
     plan: Arc<Plan>,
     options: ExecOptions,
+    /// Whether some level of the plan holds more than one node (work for inter-op threads).
+    has_wide_level: bool,
 }
 
 impl Executor {
@@ -95,7 +97,8 @@ impl Executor {
         }
         let optimised = crate::graph::passes::optimize(graph, options.opt_level)?;
         let plan = Plan::new(optimised, options.opt_level >= 2)?;
-        Ok(Executor { plan: Arc::new(plan), options })
+        let has_wide_level = plan.levels.iter().any(|level| level.len() > 1);
+        Ok(Executor { plan: Arc::new(plan), options, has_wide_level })
     }
 
     /// The optimised graph this executor runs.
@@ -123,17 +126,27 @@ impl Executor {
         options: &RunOptions,
     ) -> Result<(Vec<Tensor>, RunStats)> {
         let request = CpuRequest::enter(self.options.device);
-        if request.as_ref().is_some_and(|r| r.alone) {
-            // The whole request on a pool thread: each parallel op is then a join between
-            // workers that are already awake, where from the caller's thread every one would
-            // hand work to the pool and wait for it (`install`, which also keeps this one
-            // wait from sleeping at first). On batch-1 MLP inference they save 0–7% and 7–10%
-            // (BENCHMARKS.md). Only for a request running alone: beside others, a worker
-            // waiting on its share would take up another whole request, and with four
-            // callers p99 latency went from 0.32–0.35 ms to 0.78–0.90 ms.
+        if request.as_ref().is_some_and(|r| r.alone) && self.has_wide_level && self.inter_op_width() > 1 {
+            // A plan with levels to run side by side: the whole request on a pool thread,
+            // so each level and each parallel op in it is a join between workers that are
+            // already awake, where from the caller's thread every one would hand work to
+            // the pool and wait for it. Only for a request running alone: beside others, a
+            // worker waiting on its share would take up another whole request, and with
+            // four callers p99 latency went from 0.32–0.35 ms to 0.78–0.90 ms. A chain of
+            // nodes (the MLP) runs on the caller's thread instead, which then takes a share
+            // of each split op itself (`for_each_part_pinned`): batch-1 MLP inference took
+            // 0.76–0.82 of the time it took run whole on the pool (BENCHMARKS.md).
             return crate::runtime::install(|| self.run_levels(feeds, fetches, options));
         }
         self.run_levels(feeds, fetches, options)
+    }
+
+    /// How many nodes of one level may run at once.
+    fn inter_op_width(&self) -> usize {
+        match self.options.inter_op_threads {
+            0 => crate::runtime::num_threads(),
+            n => n,
+        }
     }
 
     /// [`Executor::run_with`]'s work, on whichever thread it is called.
@@ -162,10 +175,7 @@ impl Executor {
         // The same, for values that are not graph outputs.
         let mut inter = LiveBytes::default();
         let is_output = |v: ValueId| plan.is_output[v.0];
-        let width = match self.options.inter_op_threads {
-            0 => crate::runtime::num_threads(),
-            n => n,
-        };
+        let width = self.inter_op_width();
         // Reused across levels: a request should not allocate per level.
         let mut todo: Vec<NodeId> = Vec::new();
         let mut results: Vec<(NodeId, Result<Vec<Tensor>>, u64)> = Vec::new();

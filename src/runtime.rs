@@ -387,24 +387,6 @@ mod tests {
     }
 
     #[test]
-    fn concurrent_callers_split_their_own_parts() {
-        std::thread::scope(|s| {
-            for t in 0..6usize {
-                s.spawn(move || {
-                    for i in 0..100usize {
-                        let parts = 2 + (t + i) % 5;
-                        let runs: Vec<AtomicUsize> = (0..parts).map(|_| AtomicUsize::new(0)).collect();
-                        for_each_part_pinned(parts, |p| {
-                            runs[p].fetch_add(t * 1000 + i, Ordering::Relaxed);
-                        });
-                        assert!(runs.iter().all(|r| r.load(Ordering::Relaxed) == t * 1000 + i));
-                    }
-                });
-            }
-        });
-    }
-
-    #[test]
     fn work_installed_from_outside_the_pool_returns_its_value_or_its_panic() {
         let data: Vec<u64> = (0..1000).collect();
         // Borrows from this frame; long enough that the caller stops yielding and sleeps.
@@ -427,6 +409,14 @@ mod tests {
                 s.spawn(move || {
                     for i in 0..200u64 {
                         assert_eq!(install(|| t * 1000 + i), t * 1000 + i);
+                        // Split parts too: sharing from outside, or on the pool when another
+                        // caller holds the turn or waits in `install`.
+                        let parts = 2 + (t + i) as usize % 5;
+                        let runs: Vec<AtomicUsize> = (0..parts).map(|_| AtomicUsize::new(0)).collect();
+                        for_each_part_pinned(parts, |p| {
+                            runs[p].fetch_add((t * 1000 + i) as usize, Ordering::Relaxed);
+                        });
+                        assert!(runs.iter().all(|r| r.load(Ordering::Relaxed) == (t * 1000 + i) as usize));
                     }
                 });
             }

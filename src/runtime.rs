@@ -203,8 +203,8 @@ fn claim_parts(started: &[AtomicBool], first: usize, work: &(dyn Fn(usize) + Syn
 struct SharedParts {
     /// Which parts someone has taken.
     started: Vec<AtomicBool>,
-    /// How many helpers are inside `work` (low bits), and [`GATE_CLOSED`] once the caller
-    /// has stopped letting them in.
+    /// How many helpers are inside the gate (low bits), and [`GATE_CLOSED`] once the caller
+    /// has stopped letting them run parts.
     gate: AtomicUsize,
     /// The first panic of a helper's part, resumed on the caller.
     panic: Mutex<Option<Box<dyn std::any::Any + Send>>>,
@@ -215,7 +215,7 @@ const GATE_CLOSED: usize = 1 << (usize::BITS - 1);
 
 /// [`for_each_part_pinned`] from a thread outside the pool: the caller claims parts itself,
 /// beside up to `threads - 1` helper jobs spawned on the pool, and returns once every part
-/// is done and no helper is still inside `work`. A helper that reaches the pool after that
+/// is done and no helper is still inside the gate. A helper that reaches the pool after that
 /// finds the gate closed and leaves without touching `work`, so the caller never waits for
 /// a sleeping or busy worker: such a worker costs the helper's share, not a wake-up round
 /// trip. Against handing the whole call to the pool and yielding until it is done, batch-1
@@ -245,20 +245,13 @@ fn share_parts_from_outside(p: &ThreadPool, parts: usize, work: &(dyn Fn(usize) 
         });
         p.spawn(move || {
             let work = work;
-            let mut gate = shared.gate.load(Ordering::Acquire);
-            loop {
-                if gate & GATE_CLOSED != 0 {
-                    return;
+            // Counted in first, so a caller closing the gate now waits for this check too.
+            if shared.gate.fetch_add(1, Ordering::AcqRel) & GATE_CLOSED == 0 {
+                // SAFETY: inside the gate (see above).
+                let run = catch_unwind(AssertUnwindSafe(|| claim_parts(&shared.started, helper, unsafe { &*work.0 })));
+                if let Err(panic) = run {
+                    shared.panic.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(panic);
                 }
-                match shared.gate.compare_exchange_weak(gate, gate + 1, Ordering::AcqRel, Ordering::Acquire) {
-                    Ok(_) => break,
-                    Err(now) => gate = now,
-                }
-            }
-            // SAFETY: inside the gate (see above).
-            let run = catch_unwind(AssertUnwindSafe(|| claim_parts(&shared.started, helper, unsafe { &*work.0 })));
-            if let Err(panic) = run {
-                shared.panic.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(panic);
             }
             shared.gate.fetch_sub(1, Ordering::AcqRel);
         });

@@ -97,6 +97,36 @@ fn linear_layers_absorb_their_activations_with_the_bits_of_the_unfused_graph() {
 }
 
 #[test]
+fn fixed_weights_kept_in_panels_give_the_bits_of_eager() {
+    three_threads();
+    // x [batch, 640] -> linear 400 -> relu (an epilogue node) -> linear 384 (a linear node).
+    // At level 2 both weights are also kept in panels, which products of 32 to 256 rows
+    // split by columns read in calls of 48 rows; the first sums over more than gemm's
+    // 512-deep block. A weight fed at run time replaces the fixed one, panels and all.
+    let (w1, b1, w2) =
+        (normal(&[400, 640], DType::F32, 31), normal(&[400], DType::F32, 32), normal(&[384, 400], DType::F32, 33));
+    let forward = |x: &Tensor, w1: &Tensor| x.linear(w1, Some(&b1))?.relu()?.linear(&w2, None);
+    let mut b = GraphBuilder::new();
+    let x = b.input("x", DType::F32, &[Dim::sym("batch"), Dim::Fixed(640)]).unwrap();
+    let [pw1, pb1, pw2] = [("w1", &w1), ("b1", &b1), ("w2", &w2)].map(|(n, t)| b.param(n, t, false).unwrap());
+    let h = b.op1("linear", &[x, pw1, pb1], &[]).unwrap();
+    let h = b.op1("relu", &[h], &[]).unwrap();
+    let y = b.op1("linear", &[h, pw2], &[]).unwrap();
+    b.output("y", y).unwrap();
+    let ex = Executor::new(&b.finish().unwrap(), ExecOptions::default()).unwrap();
+    let other_w1 = normal(&[400, 640], DType::F32, 34);
+    let bits = |t: &Tensor| t.to_vec::<f32>().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    // 300 rows take gemm's own split, which reads no panels.
+    for batch in [32, 100, 256, 300] {
+        let x = normal(&[batch, 640], DType::F32, 35 + batch as u64);
+        let got = ex.run(&[("x", &x)], &["y"]).unwrap();
+        assert_eq!(bits(&got[0]), bits(&forward(&x, &w1).unwrap()), "batch {batch}");
+        let fed = ex.run(&[("x", &x), ("w1", &other_w1)], &["y"]).unwrap();
+        assert_eq!(bits(&fed[0]), bits(&forward(&x, &other_w1).unwrap()), "batch {batch}, fed w1");
+    }
+}
+
+#[test]
 fn a_training_step_fuses_the_activation_gradient_into_the_input_gradient_product() {
     three_threads();
     let (train, grads) = append_gradients(&mlp(DType::F32, true), "loss", None).unwrap();

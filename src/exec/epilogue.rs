@@ -5,18 +5,20 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::graph::Product;
 use crate::ops::fused::{FusedFloat, FusedProgram, PreparedFused, with_epilogue};
-use crate::ops::linalg::{LINEAR, MATMUL, linear_f, matmul_2d};
+use crate::ops::linalg::{LINEAR, MATMUL, WeightPanels, linear_f, matmul_2d};
 use crate::ops::{InferCtx, Meta};
 use crate::tensor::Tensor;
 
 /// The product of `inputs[..product.arity]` with `program` run over it (reading
 /// `inputs[product.arity..]` too): the bits of the product op followed by the program's ops.
-/// The product's own inference checks its inputs first, as an op call would.
+/// The product's own inference checks its inputs first, as an op call would. `panels`, when
+/// given, hold a linear product's weight (see [`linear_f`]).
 pub(super) fn run_epilogue(
     product: &Product,
     program: &FusedProgram,
     prepared: &PreparedFused,
     inputs: &[Tensor],
+    panels: Option<&WeightPanels>,
 ) -> Result<Tensor> {
     if inputs.len() < product.arity {
         return Err(Error::Internal(format!("epilogue: {} inputs for a product of {}", inputs.len(), product.arity)));
@@ -28,8 +30,8 @@ pub(super) fn run_epilogue(
         return Err(Error::Internal(format!("epilogue: `{}` has {} outputs", product.op.name, out.len())));
     };
     match dtype {
-        DType::F32 => run::<f32>(product, program, prepared, args, rest, shape),
-        DType::F64 => run::<f64>(product, program, prepared, args, rest, shape),
+        DType::F32 => run::<f32>(product, program, prepared, args, rest, shape, panels),
+        DType::F64 => run::<f64>(product, program, prepared, args, rest, shape, panels),
         d => Err(Error::Unsupported(format!("epilogue: {d} products take no epilogue (f32 and f64 only)"))),
     }
 }
@@ -41,10 +43,11 @@ fn run<T: GemmFloat + FusedFloat>(
     args: &[Tensor],
     rest: &[Tensor],
     shape: &[usize],
+    panels: Option<&WeightPanels>,
 ) -> Result<Tensor> {
     with_epilogue::<T>(program, prepared, rest, shape, |then| {
         if std::ptr::eq(product.op, &LINEAR) {
-            linear_f::<T>(&args[0], &args[1], args.get(2), shape, Some(then))
+            linear_f::<T>(&args[0], &args[1], args.get(2), shape, Some(then), panels)
         } else if std::ptr::eq(product.op, &MATMUL) && args.iter().all(|a| a.ndim() == 2) {
             matmul_2d::<T>(&args[0], &args[1], then)
         } else {

@@ -10,7 +10,7 @@ use crate::graph::dim::Bindings;
 use crate::graph::infer::at_node;
 use crate::graph::{Graph, Node, NodeId, NodeKind, Product, ValueId};
 use crate::ops::fused::{FusedProgram, pointwise_in_place, prepare, run_fused, run_prepared};
-use crate::ops::linalg::reads_packed_faster;
+use crate::ops::linalg::{WeightPanels, linear_with_panels, reads_packed_faster};
 use crate::ops::util::broadcast_shapes;
 use crate::ops::{OpDef, dispatch, fields, index};
 use crate::tensor::Tensor;
@@ -26,9 +26,11 @@ use std::time::Instant;
 pub struct ExecOptions {
     /// 0: run the graph as given; 1: constant folding, CSE, DCE and algebraic
     /// simplification; 2: also fusion (pointwise chains, and epilogues: a chain into the
-    /// product before it), memory planning and a packed copy of each fixed weight read only
-    /// by linear nodes (the default; the copies cost those weights' size once more and save
-    /// a transpose on every large call).
+    /// product before it), memory planning and packed copies of each fixed weight read only
+    /// by linear nodes (the default): one stored transposed, which saves a transpose on every
+    /// large call, and, where products split by columns over the pool's threads, one cut
+    /// into a panel per piece, which they read without packing. The copies cost those
+    /// weights' size up to twice more.
     pub opt_level: u8,
     /// Where the graph runs.
     pub device: Device,
@@ -400,15 +402,15 @@ fn run_node(plan: &Plan, n: NodeId, values: &[Option<Tensor>]) -> Result<Vec<Ten
             }
         }
     }
-    if result.is_ok() {
-        use_packed_weight(plan, node, &mut inputs);
-    }
+    let panels = if result.is_ok() { use_fixed_weight_layouts(plan, node, &mut inputs) } else { None };
     let outputs = result.and_then(|()| match &node.kind {
-        NodeKind::Op { op, attrs } => {
-            dispatch::apply_owned(op, &inputs, attrs).map_err(|e| at_node(&graph.describe(n), e))
+        NodeKind::Op { op, attrs } => match panels {
+            Some(panels) => linear_with_panels(&inputs, panels).map(|t| vec![t]),
+            None => dispatch::apply_owned(op, &inputs, attrs),
         }
+        .map_err(|e| at_node(&graph.describe(n), e)),
         NodeKind::Fused { program, product: None } => run_fused_node(plan, n, program, &inputs),
-        NodeKind::Fused { program, product: Some(p) } => run_epilogue_node(plan, n, p, program, &inputs),
+        NodeKind::Fused { program, product: Some(p) } => run_epilogue_node(plan, n, p, program, &inputs, panels),
         _ => Err(Error::Internal(format!("{} is not an op", graph.describe(n)))),
     });
     // Drop the input references now (the memory plan counts on it), keep the list's buffer.
@@ -417,18 +419,31 @@ fn run_node(plan: &Plan, n: NodeId, values: &[Option<Tensor>]) -> Result<Vec<Ten
     outputs
 }
 
-/// For a linear node whose weight the plan keeps packed: hands the packed copy to a call
-/// that would pack the weight itself (the same bits, without the copy), unless this run fed
-/// the weight a replacement.
-fn use_packed_weight(plan: &Plan, node: &Node, inputs: &mut [Tensor]) {
-    let Some(&w) = node.inputs.get(1) else { return };
-    let (Some(packed), Some(fixed)) = (&plan.packed[w.0], &plan.preset[w.0]) else { return };
+/// For a linear node whose weight the plan keeps in faster layouts, unless this run fed the
+/// weight a replacement: hands the packed copy to a call that would pack the weight itself
+/// (the same bits, without the copy), and returns the panels where the product reads them.
+fn use_fixed_weight_layouts<'p>(plan: &'p Plan, node: &Node, inputs: &mut [Tensor]) -> Option<&'p WeightPanels> {
+    let &w = node.inputs.get(1)?;
+    let (packed, panels) = (&plan.packed[w.0], &plan.panels[w.0]);
+    let fixed = plan.preset[w.0].as_ref()?;
+    // Only linear nodes read a weight kept in these layouts: x and a 2-D weight.
+    if (packed.is_none() && panels.is_none()) || !Arc::ptr_eq(inputs[1].storage(), fixed.storage()) {
+        return None;
+    }
     let (x, weight) = (&inputs[0], &inputs[1]);
     let rows = x.shape()[..x.ndim().saturating_sub(1)].iter().product();
-    if Arc::ptr_eq(weight.storage(), fixed.storage()) && reads_packed_faster(rows, weight.shape()[0], weight.shape()[1])
+    let (outf, inf) = (weight.shape()[0], weight.shape()[1]);
+    if let Some(panels) = panels
+        && panels.serve((rows, outf, inf))
+    {
+        return Some(panels);
+    }
+    if let Some(packed) = packed
+        && reads_packed_faster(rows, outf, inf)
     {
         inputs[1] = packed.clone();
     }
+    None
 }
 
 /// Runs a fused node over the broadcast shape of its inputs (every op of the chain computes over it).
@@ -454,6 +469,7 @@ fn run_epilogue_node(
     product: &Product,
     program: &FusedProgram,
     inputs: &[Tensor],
+    panels: Option<&WeightPanels>,
 ) -> Result<Vec<Tensor>> {
     let graph = &plan.graph;
     let prepared;
@@ -466,7 +482,9 @@ fn run_epilogue_node(
             &prepared
         }
     };
-    run_epilogue(product, program, prepared, inputs).map(|t| vec![t]).map_err(|e| at_node(&graph.describe(n), e))
+    run_epilogue(product, program, prepared, inputs, panels)
+        .map(|t| vec![t])
+        .map_err(|e| at_node(&graph.describe(n), e))
 }
 
 /// Which nodes the fetched values depend on.

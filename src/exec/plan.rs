@@ -3,7 +3,7 @@
 use crate::error::Result;
 use crate::graph::{Graph, NodeId, NodeKind, ValueId};
 use crate::ops::fused::{PreparedFused, prepare};
-use crate::ops::linalg::{LINEAR, pack_linear_weight};
+use crate::ops::linalg::{LINEAR, WeightPanels, pack_linear_weight, panel_linear_weight};
 use crate::tensor::Tensor;
 use std::collections::HashMap;
 
@@ -32,6 +32,9 @@ pub(crate) struct Plan {
     /// Per value: a fixed linear weight stored transposed, handed to the linear calls that
     /// would pack the weight themselves (while the value is not fed a replacement).
     pub packed: Vec<Option<Tensor>>,
+    /// Per value: the same fixed linear weights cut into panels, for the products that split
+    /// by columns (where the weight is large enough and the pool has several threads).
+    pub panels: Vec<Option<WeightPanels>>,
 }
 
 impl Plan {
@@ -117,15 +120,21 @@ impl Plan {
                 _ => None,
             })
             .collect();
-        let packed = if planned { packed_linear_weights(&graph, &preset, &is_output)? } else { vec![None; n_values] };
-        Ok(Plan { graph, preset, levels, free_after, feedable, in_place, is_output, fused, packed })
+        let (mut packed, mut panels) = (vec![None; n_values], vec![None; n_values]);
+        if planned {
+            for v in fixed_linear_weights(&graph, &preset, &is_output) {
+                let w = preset[v].as_ref().expect("a fixed weight has a value");
+                packed[v] = pack_linear_weight(w)?;
+                panels[v] = panel_linear_weight(w)?;
+            }
+        }
+        Ok(Plan { graph, preset, levels, free_after, feedable, in_place, is_output, fused, packed, panels })
     }
 }
 
-/// Per value: for each fixed value (parameter or constant) that only linear nodes read, as
-/// their weight, the same matrix stored transposed, which large products read faster than the
-/// transposed view (see [`crate::ops::linalg::reads_packed_faster`]), and without a copy per call.
-fn packed_linear_weights(graph: &Graph, preset: &[Option<Tensor>], is_output: &[bool]) -> Result<Vec<Option<Tensor>>> {
+/// The fixed values (parameters and constants) that only linear nodes read, as their weight:
+/// those an executor may also keep in the layouts its products read fastest.
+fn fixed_linear_weights(graph: &Graph, preset: &[Option<Tensor>], is_output: &[bool]) -> Vec<usize> {
     // Per value: read as a linear weight, and read any other way.
     let mut as_weight = vec![false; preset.len()];
     let mut otherwise = is_output.to_vec();
@@ -143,16 +152,7 @@ fn packed_linear_weights(graph: &Graph, preset: &[Option<Tensor>], is_output: &[
             }
         }
     }
-    let mut packed = vec![None; preset.len()];
-    for (v, w) in preset.iter().enumerate() {
-        if let Some(w) = w
-            && as_weight[v]
-            && !otherwise[v]
-        {
-            packed[v] = pack_linear_weight(w)?;
-        }
-    }
-    Ok(packed)
+    (0..preset.len()).filter(|&v| preset[v].is_some() && as_weight[v] && !otherwise[v]).collect()
 }
 
 /// Nodes whose single input dies with them and has their output's type: a one-input
@@ -204,5 +204,24 @@ mod tests {
         assert_eq!(packed(&plan, small), None, "too small to pack");
         let unplanned = Plan::new(graph, false).unwrap();
         assert!(unplanned.packed.iter().all(Option::is_none), "level 1 keeps weights as they are");
+        assert!(unplanned.panels.iter().all(Option::is_none), "level 1 keeps weights as they are");
+    }
+
+    #[test]
+    fn weights_that_products_split_by_columns_are_also_cut_into_panels() {
+        let mut b = GraphBuilder::new();
+        let x = b.input("x", DType::F32, &[Dim::sym("batch"), Dim::Fixed(300)]).unwrap();
+        let wide = b.param("wide", &weight(&[512, 300]), false).unwrap();
+        let narrow = b.param("narrow", &weight(&[96, 300]), false).unwrap();
+        for w in [wide, narrow] {
+            let h = b.op1("linear", &[x, w], &[]).unwrap();
+            b.output(&format!("{w}"), h).unwrap();
+        }
+        let plan = Plan::new(b.finish().unwrap(), true).unwrap();
+        // The split needs several threads and at least 128 columns per thread.
+        let threads = crate::runtime::num_threads();
+        assert_eq!(plan.panels[wide.0].is_some(), (2..=4).contains(&threads), "{threads} threads");
+        assert!(plan.panels[narrow.0].is_none());
+        assert!(plan.packed[wide.0].is_some() && plan.packed[narrow.0].is_some(), "kept packed too");
     }
 }

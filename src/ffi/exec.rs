@@ -110,9 +110,11 @@ pub unsafe extern "C" fn ds_exec_options_free(options: *mut DsExecOptions) -> Ds
 /// Sets the optimisation level: 0 runs the graph as given; 1 adds constant folding,
 /// common-subexpression and dead-code elimination and algebraic simplification; 2 (the
 /// default) also fuses (pointwise chains into one pass, and into the matrix product before
-/// them when they alone read it), frees each intermediate after its last use, and keeps a
-/// packed copy of each fixed weight read only by linear nodes (that weight's size once more,
-/// and no transpose on each large call). Any other value is an error.
+/// them when they alone read it), frees each intermediate after its last use, and keeps
+/// packed copies of each fixed weight read only by linear nodes (up to twice that weight's
+/// size more: one transposed, and one in panels for products split over the pool's
+/// threads; no copy or packing of the weight on each large call). Any other value is an
+/// error.
 ///
 /// Thread safety: one thread at a time per options object.
 ///

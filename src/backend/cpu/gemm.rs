@@ -1,5 +1,6 @@
 //! CPU matrix products on strided operands: the `gemm` crate for f32/f64, a plain loop for integers.
 
+use super::panels::ColumnSplit;
 use crate::dtype::Element;
 use crate::error::{Error, Result};
 use crate::runtime::{for_each_part_pinned, install, num_threads};
@@ -44,6 +45,45 @@ impl MatView {
         }
     }
 }
+
+/// Where [`gemm_into`] finds its right operand `b` (`k × n`) in the slice it is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RhsView {
+    /// Read through a view's strides.
+    Strided(MatView),
+    /// Stored by [`super::panels::pack_panels`] for the column split over `threads`
+    /// threads: each piece the split computes is one contiguous row-major panel. Only for
+    /// products that split by columns over that many threads ([`reads_panels`]).
+    Panels {
+        /// The thread count the panels were cut for.
+        threads: usize,
+    },
+}
+
+impl From<MatView> for RhsView {
+    fn from(v: MatView) -> Self {
+        RhsView::Strided(v)
+    }
+}
+
+/// Whether an `m × k` by `k × n` product on `threads` threads can read a right operand
+/// stored as panels cut for `panel_threads` threads: it splits by columns, the same way, and
+/// has the rows from which a linear layer reads its weight packed (see
+/// [`crate::ops::linalg::reads_packed_faster`]), so that panels only ever stand in for a
+/// packed weight, with its bits.
+pub fn reads_panels((m, n, k): (usize, usize, usize), threads: usize, panel_threads: usize) -> bool {
+    m >= PANEL_MIN_ROWS && threads > 1 && threads == panel_threads && splits_columns(m, n, k, threads)
+}
+
+/// See [`reads_panels`].
+const PANEL_MIN_ROWS: usize = 32;
+
+/// Rows per `gemm` call on a panel: gemm-common 0.19 reads a column-major left operand (its
+/// view of our panel, after it transposes the product) in place when a call has at most
+/// 8 × NR columns (its view of our rows; NR = 6 for f32 and f64 on AVX-512), and packs it
+/// otherwise. On the MLP's first layer at batch 256 (one thread, 8 panels of 64 columns)
+/// 48-row calls were 7–10% faster than row-major pieces packed by gemm.
+const PANEL_CALL_ROWS: usize = 48;
 
 /// Float element types that `gemm` multiplies natively.
 pub trait GemmFloat: Element + num_traits::Float {}
@@ -128,10 +168,11 @@ pub fn gemm_into<T: GemmFloat>(
     a: &[T],
     av: MatView,
     b: &[T],
-    bv: MatView,
+    bv: impl Into<RhsView>,
     threads: usize,
     then: Option<&Then<T>>,
 ) -> Result<()> {
+    let bv = bv.into();
     if let Start::Rows(bias) = start
         && bias.len() != n
     {
@@ -157,33 +198,56 @@ pub fn gemm_into<T: GemmFloat>(
         return Ok(());
     }
     av.check(m, k, a.len(), "lhs")?;
-    bv.check(k, n, b.len(), "rhs")?;
-    // Columns [j0, j1) of the product. SAFETY (of the calls below): every element the three
-    // views address was bounds-checked above against its slice, so a column range of them is
-    // in bounds too; `dst` is exclusively borrowed, ranges given to different threads are
-    // disjoint, and `a`/`b` are only read. T is f32 or f64, which gemm supports (it panics
-    // only for other types).
-    let cols = |dst: Dst<T>, (j0, j1): (usize, usize), par: gemm::Parallelism| unsafe {
-        if let Start::Rows(bias) = start {
-            for r in 0..m {
+    let panels = match bv {
+        RhsView::Strided(bv) => {
+            bv.check(k, n, b.len(), "rhs")?;
+            false
+        }
+        RhsView::Panels { threads: cut_for } => {
+            if !reads_panels((m, n, k), threads, cut_for) {
+                return Err(Error::Internal(format!(
+                    "gemm: panels cut for {cut_for} threads read by a {m}x{n}x{k} product on {threads}"
+                )));
+            }
+            if b.len() < n * k {
+                return Err(Error::Internal(format!("gemm: {} elements of panels for {k}x{n}", b.len())));
+            }
+            true
+        }
+    };
+    // Rows [r0, r1) of columns [j0, j1) of the product, over depths [p0, p1) (added to what
+    // the earlier depths left). SAFETY (of the calls below): every element the three operands
+    // address was bounds-checked above against its slice, so a block of them is in bounds too
+    // (a panel is the `k × (j1 − j0)` matrix at `j0 · k`); `dst` is exclusively borrowed,
+    // blocks given to different threads are disjoint, and `a`/`b` are only read. T is f32 or
+    // f64, which gemm supports (it panics only for other types).
+    let product = |dst: Dst<T>, (r0, r1), (j0, j1), (p0, p1): (usize, usize), par| unsafe {
+        let (b_at, b_rs, b_cs) = match bv {
+            RhsView::Strided(bv) => (bv.off + j0 * bv.cs + p0 * bv.rs, bv.rs, bv.cs),
+            RhsView::Panels { .. } => (j0 * k + p0 * (j1 - j0), j1 - j0, 1),
+        };
+        if let Start::Rows(bias) = start
+            && p0 == 0
+        {
+            for r in r0..r1 {
                 let row = std::slice::from_raw_parts_mut(dst.get().add(r * dst_rs + j0), j1 - j0);
                 row.copy_from_slice(&bias[j0..j1]);
             }
         }
         gemm::gemm(
-            m,
+            r1 - r0,
             j1 - j0,
-            k,
-            dst.get().add(j0),
+            p1 - p0,
+            dst.get().add(r0 * dst_rs + j0),
             1,
             dst_rs as isize,
-            !matches!(start, Start::Zero),
-            a.as_ptr().add(av.off),
+            p0 > 0 || !matches!(start, Start::Zero),
+            a.as_ptr().add(av.off + r0 * av.rs + p0 * av.cs),
             av.cs as isize,
             av.rs as isize,
-            b.as_ptr().add(bv.off + j0 * bv.cs),
-            bv.cs as isize,
-            bv.rs as isize,
+            b.as_ptr().add(b_at),
+            b_cs as isize,
+            b_rs as isize,
             <T as Element>::one(),
             <T as Element>::one(),
             false,
@@ -192,19 +256,24 @@ pub fn gemm_into<T: GemmFloat>(
             par,
         )
     };
+    let cols = |dst: Dst<T>, cols: (usize, usize), par: gemm::Parallelism| product(dst, (0, m), cols, (0, k), par);
     let out = Dst(dst.as_mut_ptr());
     if threads > 1 && splits_columns(m, n, k, threads) {
         // One serial product per thread on its own block of columns, the same block on the
         // same thread each call (a fixed weight's block stays in that core's cache).
-        let block = (n / threads).next_multiple_of(COLUMN_ALIGN);
-        for_each_part_pinned(n.div_ceil(block), |t| {
-            let (b0, b1) = (t * block, ((t + 1) * block).min(n));
-            for j0 in (b0..b1).step_by(SUB_BLOCK) {
-                let j1 = (j0 + SUB_BLOCK).min(b1);
-                cols(out, (j0, j1), gemm::Parallelism::None);
+        let split = ColumnSplit::new(n, threads);
+        for_each_part_pinned(split.blocks(), |t| {
+            for (j0, j1) in split.pieces(t) {
+                let step = if panels { PANEL_CALL_ROWS } else { m };
+                for r0 in (0..m).step_by(step) {
+                    let rows = (r0, (r0 + step).min(m));
+                    for depths in depth_blocks(k) {
+                        product(out, rows, (j0, j1), depths, gemm::Parallelism::None);
+                    }
+                }
                 if let Some(then) = then {
                     // Right after the piece, while it is in this core's cache. SAFETY: this
-                    // thread alone writes columns [b0, b1) of `dst`; [j0, j1) are computed.
+                    // thread alone writes its block's columns of `dst`; [j0, j1) are computed.
                     then(unsafe { Block::new(out, dst_rs, m, (j0, j1)) });
                 }
             }
@@ -215,11 +284,9 @@ pub fn gemm_into<T: GemmFloat>(
         if let Some(then) = then {
             // gemm split the product its own way: the epilogue runs after it, one block of
             // columns per thread.
-            let block = n.div_ceil(threads).next_multiple_of(COLUMN_ALIGN);
+            let split = ColumnSplit::new(n, threads);
             // SAFETY: the parts are disjoint column ranges of `dst`, each run once.
-            for_each_part_pinned(n.div_ceil(block), |t| unsafe {
-                then(Block::new(out, dst_rs, m, (t * block, ((t + 1) * block).min(n))))
-            });
+            for_each_part_pinned(split.blocks(), |t| unsafe { then(Block::new(out, dst_rs, m, split.block(t))) });
         }
     } else {
         cols(out, (0, n), gemm::Parallelism::None);
@@ -231,15 +298,19 @@ pub fn gemm_into<T: GemmFloat>(
     Ok(())
 }
 
-/// Column blocks of a split product start at multiples of this (one AVX-512 register of f32).
-const COLUMN_ALIGN: usize = 16;
+/// The depth ranges a split product sums one after the other: `k` in equal blocks of at
+/// most [`DEPTH_BLOCK`]. gemm blocks a deeper sum itself, by a size that depends on the call's
+/// shape (512 and the rest for small calls, equal halves of 784 for larger ones); blocking
+/// it here gives every call one block, so a piece of rows and columns gets the same sum
+/// whatever the call's shape or the right operand's layout (and the bits of gemm's own
+/// split, which blocks the same way on CPUs whose L1 sets make its block 512 or less).
+fn depth_blocks(k: usize) -> impl Iterator<Item = (usize, usize)> {
+    let size = k.div_ceil(k.div_ceil(DEPTH_BLOCK));
+    (0..k).step_by(size.max(1)).map(move |p0| (p0, (p0 + size).min(k)))
+}
 
-/// A thread computes its block of columns of a split product this many columns at a time,
-/// one serial product each. Against one product over the whole block, on two threads
-/// (in-process A/B, 40 alternating rounds, two sittings): 128 × 784 × 512 1.04–1.06×,
-/// 128 × 512 × 784 1.02×, 256 × 512 × 512 1.02×, 256 × 512 × 784 and 256 × 429 × 429 level;
-/// 128-column pieces gained less. A fused epilogue then runs on 64 columns just computed.
-const SUB_BLOCK: usize = 64;
+/// The deepest sum gemm does in one block when its cache sizes would allow more (its floor).
+const DEPTH_BLOCK: usize = 512;
 
 /// Whether [`gemm_into`] gives each thread its own block of columns and a serial product,
 /// instead of letting gemm split the work. gemm's own split scales poorly on products with
@@ -480,6 +551,52 @@ mod tests {
                     assert!((got - one[i * n + j] as f64).abs() <= 1e-4 * (1.0 + want.abs()));
                 }
             }
+        }
+    }
+
+    #[test]
+    fn panels_give_the_bits_of_the_strided_operand() {
+        // The MLP's and DCN-v2's split shapes (rows not a multiple of a call's 48), onto a
+        // bias and from zero, and an epilogue that sees every piece.
+        for (m, n, k, threads) in [(256, 512, 784, 2), (100, 429, 429, 2), (48, 300, 256, 2), (200, 400, 300, 3)] {
+            let a: Vec<f32> = (0..m * k).map(|i| ((i * 7919 % 1009) as f32 - 500.0) / 333.0).collect();
+            let w: Vec<f32> = (0..n * k).map(|i| ((i * 104729 % 997) as f32 - 498.0) / 411.0).collect();
+            let bias: Vec<f32> = (0..n).map(|j| (j % 11) as f32 - 5.5).collect();
+            let mut panels = vec![0.0; n * k];
+            super::super::panels::pack_panels(&w, (n, k), ColumnSplit::new(n, threads), &mut panels);
+            let (av, wt) = (MatView::new(0, k, 1), MatView::new(0, k, 1).t());
+            assert!(reads_panels((m, n, k), threads, threads), "{m}x{n}x{k}");
+            for start in [Start::Zero, Start::Rows(&bias)] {
+                let mut want = vec![f32::NAN; m * n];
+                gemm_into((m, n, k), &mut want, n, start, &a, av, &w, wt, threads, None).unwrap();
+                let mut got = vec![f32::NAN; m * n];
+                let seen = blocks_seen(|then| {
+                    let bv = RhsView::Panels { threads };
+                    gemm_into((m, n, k), &mut got, n, start, &a, av, &panels, bv, threads, Some(then)).unwrap()
+                });
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert!(bits(&got) == bits(&want), "{m}x{n}x{k} on {threads} threads");
+                assert_eq!(seen.last().map(|b| b.0.1), Some(n));
+            }
+        }
+        // Panels cut for another thread count, or for a product that does not split, are refused.
+        let (a, p) = (vec![1.0f32; 64 * 256], vec![1.0f32; 256 * 256]);
+        let mut dst = vec![0.0f32; 64 * 256];
+        let av = MatView::new(0, 256, 1);
+        for (threads, cut_for, m) in [(2, 3, 64), (2, 2, 300), (1, 1, 64)] {
+            let e = gemm_into(
+                (m, 256, 256),
+                &mut dst,
+                256,
+                Start::Zero,
+                &a,
+                av,
+                &p,
+                RhsView::Panels { threads: cut_for },
+                threads,
+                None,
+            );
+            assert!(e.is_err(), "{threads} threads, panels for {cut_for}, {m} rows");
         }
     }
 

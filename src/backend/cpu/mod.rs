@@ -8,6 +8,7 @@ pub mod elementwise;
 pub mod gemm;
 pub mod im2col;
 pub mod lowp;
+pub mod panels;
 pub mod reduce;
 pub mod transpose;
 

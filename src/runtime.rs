@@ -133,12 +133,13 @@ fn install_from_outside<R: Send>(p: &ThreadPool, f: impl FnOnce() -> R + Send) -
     }
 }
 
-/// Runs `work(part)` for every `part` in `0..parts` on the pool, each exactly once, giving
-/// part `i` to pool thread `i % threads` whenever that thread is free to take it. Repeated
-/// calls that split the same data the same way then find each part in the cache of the core
-/// that read it last time (a batch-1 layer's weight halves stay in their cores' L2), where
-/// work stealing would hand the parts out by chance. A thread that finishes its own part
-/// takes any part not yet started, so a busy thread never holds the others up.
+/// Runs `work(part)` for every `part` in `0..parts` on the pool, each exactly once. Pool
+/// thread `t` owns part `t` (with at most as many parts as threads) or the `t`-th even run of
+/// parts, and takes them whenever it is free to. Repeated calls that split the same data the
+/// same way then find each part in the cache of the core that read it last time (a batch-1
+/// layer's weight halves stay in their cores' L2), where work stealing would hand the parts
+/// out by chance. A thread that finishes its own parts takes any part not yet started, so a
+/// busy or preempted thread never holds the others up by more than the part it is on.
 ///
 /// Called from outside the pool, the calling thread works on the parts itself (from part 0)
 /// beside `threads - 1` helpers it hands to the pool; see [`share_parts_from_outside`].
@@ -158,10 +159,18 @@ pub fn for_each_part_pinned(parts: usize, work: impl Fn(usize) + Sync) {
     let started: Vec<AtomicBool> = (0..parts).map(|_| AtomicBool::new(false)).collect();
     // On a pool thread this runs `f` there, and the iterator runs on this pool.
     install(|| {
-        (0..parts).into_par_iter().for_each(|_| {
-            claim_parts(&started, rayon::current_thread_index().unwrap_or(0), &work);
+        (0..parts.min(threads)).into_par_iter().for_each(|_| {
+            let first = first_part(rayon::current_thread_index().unwrap_or(0), parts, threads);
+            claim_parts(&started, first, &work);
         })
     });
+}
+
+/// The part thread `t` of `threads` tries first: its own (`t`) when there are no more parts
+/// than threads, else the first of its even share (`t · parts / threads`), after which it
+/// goes on through its share and then takes the parts the others have not started.
+fn first_part(t: usize, parts: usize, threads: usize) -> usize {
+    if parts <= threads { t % parts } else { t * parts / threads }
 }
 
 /// How many threads outside the pool wait in [`install`] for work they handed it.
@@ -235,7 +244,8 @@ fn share_parts_from_outside(p: &ThreadPool, parts: usize, work: &(dyn Fn(usize) 
         gate: AtomicUsize::new(0),
         panic: Mutex::new(None),
     });
-    for helper in 1..p.current_num_threads().min(parts) {
+    let threads = p.current_num_threads();
+    for helper in 1..threads.min(parts) {
         let shared = shared.clone();
         // SAFETY: a helper dereferences this only between entering the gate and leaving it,
         // and the caller returns (or unwinds) only after closing the gate and seeing every
@@ -248,7 +258,8 @@ fn share_parts_from_outside(p: &ThreadPool, parts: usize, work: &(dyn Fn(usize) 
             // Counted in first, so a caller closing the gate now waits for this check too.
             if shared.gate.fetch_add(1, Ordering::AcqRel) & GATE_CLOSED == 0 {
                 // SAFETY: inside the gate (see above).
-                let run = catch_unwind(AssertUnwindSafe(|| claim_parts(&shared.started, helper, unsafe { &*work.0 })));
+                let first = first_part(helper, parts, threads);
+                let run = catch_unwind(AssertUnwindSafe(|| claim_parts(&shared.started, first, unsafe { &*work.0 })));
                 if let Err(panic) = run {
                     shared.panic.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(panic);
                 }
@@ -289,8 +300,16 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
+    fn each_thread_starts_on_its_own_share_of_the_parts() {
+        assert_eq!((0..2).map(|t| first_part(t, 2, 2)).collect::<Vec<_>>(), [0, 1]);
+        assert_eq!((0..3).map(|t| first_part(t, 2, 3)).collect::<Vec<_>>(), [0, 1, 0]);
+        assert_eq!((0..2).map(|t| first_part(t, 8, 2)).collect::<Vec<_>>(), [0, 4]);
+        assert_eq!((0..3).map(|t| first_part(t, 8, 3)).collect::<Vec<_>>(), [0, 2, 5]);
+    }
+
+    #[test]
     fn pinned_parts_each_run_exactly_once() {
-        for parts in [0, 1, 2, 3, 7] {
+        for parts in [0, 1, 2, 3, 7, 16] {
             let runs: Vec<AtomicUsize> = (0..parts).map(|_| AtomicUsize::new(0)).collect();
             for_each_part_pinned(parts, |p| {
                 runs[p].fetch_add(1, Ordering::Relaxed);

@@ -259,25 +259,28 @@ pub fn gemm_into<T: GemmFloat>(
     let cols = |dst: Dst<T>, cols: (usize, usize), par: gemm::Parallelism| product(dst, (0, m), cols, (0, k), par);
     let out = Dst(dst.as_mut_ptr());
     if threads > 1 && splits_columns(m, n, k, threads) {
-        // One serial product per thread on its own block of columns, the same block on the
-        // same thread each call (a fixed weight's block stays in that core's cache).
+        // Serial products on pieces of columns, each thread starting on its own block, the same
+        // block each call (a fixed weight's block stays in that core's cache).
         let split = ColumnSplit::new(n, threads);
-        for_each_part_pinned(split.blocks(), |t| {
-            for (j0, j1) in split.pieces(t) {
-                let step = if panels { PANEL_CALL_ROWS } else { m };
-                for r0 in (0..m).step_by(step) {
-                    let rows = (r0, (r0 + step).min(m));
-                    for depths in depth_blocks(k) {
-                        product(out, rows, (j0, j1), depths, gemm::Parallelism::None);
-                    }
-                }
-                if let Some(then) = then {
-                    // Right after the piece, while it is in this core's cache. SAFETY: this
-                    // thread alone writes its block's columns of `dst`; [j0, j1) are computed.
-                    then(unsafe { Block::new(out, dst_rs, m, (j0, j1)) });
+        let piece = |(j0, j1): (usize, usize)| {
+            let step = if panels { PANEL_CALL_ROWS } else { m };
+            for r0 in (0..m).step_by(step) {
+                let rows = (r0, (r0 + step).min(m));
+                for depths in depth_blocks(k) {
+                    product(out, rows, (j0, j1), depths, gemm::Parallelism::None);
                 }
             }
-        });
+            if let Some(then) = then {
+                // Right after the piece, while it is in this core's cache. SAFETY: this
+                // thread alone writes columns [j0, j1) of `dst`, now computed.
+                then(unsafe { Block::new(out, dst_rs, m, (j0, j1)) });
+            }
+        };
+        // Each piece is a part: a thread works through its own block, then takes the pieces
+        // of a slower thread's block that it has not reached. Against whole blocks as parts
+        // (in-process A/B, 10 alternating rounds, two runs): DCN-v2 inference at batch 256,
+        // whose cross network and MLP run side by side, 0.87 / 0.90× the time; the MLP level.
+        for_each_part_pinned(split.pieces_total(), |i| piece(split.piece(i)));
     } else if threads > 1 {
         // Inside the engine pool, so gemm's rayon tasks run on our threads.
         install(|| cols(out, (0, n), gemm::Parallelism::Rayon(threads)));

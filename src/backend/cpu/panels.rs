@@ -36,6 +36,21 @@ impl ColumnSplit {
         (t * self.block, ((t + 1) * self.block).min(self.n))
     }
 
+    /// How many pieces all blocks hold together.
+    pub fn pieces_total(&self) -> usize {
+        let per_block = self.block.div_ceil(SUB_BLOCK);
+        let last = self.blocks() - 1;
+        last * per_block + (self.n - last * self.block).div_ceil(SUB_BLOCK)
+    }
+
+    /// Piece `i` of [`ColumnSplit::pieces_total`], counting block by block: its columns.
+    pub fn piece(&self, i: usize) -> (usize, usize) {
+        let per_block = self.block.div_ceil(SUB_BLOCK);
+        let (b0, b1) = self.block(i / per_block);
+        let j0 = b0 + (i % per_block) * SUB_BLOCK;
+        (j0, (j0 + SUB_BLOCK).min(b1))
+    }
+
     /// Block `t`'s pieces, in order: `[j0, j1)` column ranges.
     pub fn pieces(&self, t: usize) -> impl Iterator<Item = (usize, usize)> + use<> {
         let (b0, b1) = self.block(t);
@@ -82,6 +97,8 @@ mod tests {
                 next = j1;
             }
             assert_eq!(next, n);
+            assert_eq!(split.pieces_total(), pieces.len(), "{n} over {threads}");
+            assert_eq!((0..pieces.len()).map(|i| split.piece(i)).collect::<Vec<_>>(), pieces);
             for t in 1..split.blocks() {
                 assert_eq!(split.pieces(t).next().unwrap().0 % COLUMN_ALIGN, 0);
             }

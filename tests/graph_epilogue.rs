@@ -88,8 +88,8 @@ fn linear_layers_absorb_their_activations_with_the_bits_of_the_unfused_graph() {
         assert_eq!(opt.count_op("linear"), 1, "the last layer has nothing after it: {opt}");
         assert!(opt.to_string().contains("epilogues: 2 pointwise ops into 2 products"), "{opt}");
         // One row (GEMV), a few rows (one serial product), 200 rows (split by columns),
-        // 300 rows (gemm's own split).
-        for batch in [1, 3, 200, 300] {
+        // 600 rows (gemm's own split).
+        for batch in [1, 3, 200, 600] {
             let x = normal(&[batch, 256], dtype, batch as u64);
             same_bits_at_levels_1_and_2(&g, &[("x", &x)], &["y"]);
         }
@@ -100,7 +100,7 @@ fn linear_layers_absorb_their_activations_with_the_bits_of_the_unfused_graph() {
 fn fixed_weights_kept_in_panels_give_the_bits_of_eager() {
     three_threads();
     // x [batch, 640] -> linear 400 -> relu (an epilogue node) -> linear 384 (a linear node).
-    // At level 2 both weights are also kept in panels, which products of 32 to 256 rows
+    // At level 2 both weights are also kept in panels, which products of 32 to 512 rows
     // split by columns read in calls of 48 rows; the first sums over more than gemm's
     // 512-deep block. A weight fed at run time replaces the fixed one, panels and all.
     let (w1, b1, w2) =
@@ -116,8 +116,8 @@ fn fixed_weights_kept_in_panels_give_the_bits_of_eager() {
     let ex = Executor::new(&b.finish().unwrap(), ExecOptions::default()).unwrap();
     let other_w1 = normal(&[400, 640], DType::F32, 34);
     let bits = |t: &Tensor| t.to_vec::<f32>().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-    // 300 rows take gemm's own split, which reads no panels.
-    for batch in [32, 100, 256, 300] {
+    // 600 rows take gemm's own split, which reads no panels.
+    for batch in [32, 100, 256, 600] {
         let x = normal(&[batch, 640], DType::F32, 35 + batch as u64);
         let got = ex.run(&[("x", &x)], &["y"]).unwrap();
         assert_eq!(bits(&got[0]), bits(&forward(&x, &w1).unwrap()), "batch {batch}");
@@ -175,7 +175,7 @@ fn chains_read_full_inputs_rows_and_scalars_beside_the_product() {
     let opt = optimize(&g, 2).unwrap();
     assert_eq!(epilogue_products(&opt), ["matmul"], "{opt}");
     assert!(opt.to_string().contains("epilogues: 5 pointwise ops into 1 products"), "{opt}");
-    for batch in [1, 7, 200, 300] {
+    for batch in [1, 7, 200, 600] {
         let (x, x0) = (normal(&[batch, 256], DType::F32, 3), normal(&[batch, 400], DType::F32, 4));
         same_bits_at_levels_1_and_2(&g, &[("x", &x), ("x0", &x0)], &["y"]);
     }
@@ -191,7 +191,7 @@ fn a_program_that_reads_the_product_twice_runs_through_registers() {
     });
     let opt = optimize(&g, 2).unwrap();
     assert_eq!(epilogue_products(&opt), ["matmul"], "{opt}");
-    for batch in [1, 200, 300] {
+    for batch in [1, 200, 600] {
         let x = normal(&[batch, 256], DType::F32, 6);
         same_bits_at_levels_1_and_2(&g, &[("x", &x)], &["y"]);
     }

@@ -305,8 +305,9 @@ pub fn gemm_into<T: GemmFloat>(
 /// most [`DEPTH_BLOCK`]. gemm blocks a deeper sum itself, by a size that depends on the call's
 /// shape (512 and the rest for small calls, equal halves of 784 for larger ones); blocking
 /// it here gives every call one block, so a piece of rows and columns gets the same sum
-/// whatever the call's shape or the right operand's layout (and the bits of gemm's own
-/// split, which blocks the same way on CPUs whose L1 sets make its block 512 or less).
+/// whatever the call's shape or the right operand's layout (and, by our reading of
+/// gemm-common 0.19's `kernel_params`, the bits of gemm's own split on CPUs whose L1 sets
+/// make its block 512 or less, as on x86 CPUs with 32–48 KiB L1).
 fn depth_blocks(k: usize) -> impl Iterator<Item = (usize, usize)> {
     let size = k.div_ceil(k.div_ceil(DEPTH_BLOCK));
     (0..k).step_by(size.max(1)).map(move |p0| (p0, (p0 + size).min(k)))

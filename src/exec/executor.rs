@@ -421,7 +421,8 @@ fn run_node(plan: &Plan, n: NodeId, values: &[Option<Tensor>]) -> Result<Vec<Ten
 
 /// For a linear node whose weight the plan keeps in faster layouts, unless this run fed the
 /// weight a replacement: hands the packed copy to a call that would pack the weight itself
-/// (the same bits, without the copy), and returns the panels where the product reads them.
+/// (the same bits, without the copy), and returns the panels, which the product reads where
+/// it splits by columns (see `linear_f`).
 fn use_fixed_weight_layouts<'p>(plan: &'p Plan, node: &Node, inputs: &mut [Tensor]) -> Option<&'p WeightPanels> {
     let &w = node.inputs.get(1)?;
     let (packed, panels) = (&plan.packed[w.0], &plan.panels[w.0]);
@@ -433,17 +434,12 @@ fn use_fixed_weight_layouts<'p>(plan: &'p Plan, node: &Node, inputs: &mut [Tenso
     let (x, weight) = (&inputs[0], &inputs[1]);
     let rows = x.shape()[..x.ndim().saturating_sub(1)].iter().product();
     let (outf, inf) = (weight.shape()[0], weight.shape()[1]);
-    if let Some(panels) = panels
-        && panels.serve((rows, outf, inf))
-    {
-        return Some(panels);
-    }
     if let Some(packed) = packed
         && reads_packed_faster(rows, outf, inf)
     {
         inputs[1] = packed.clone();
     }
-    None
+    panels.as_ref()
 }
 
 /// Runs a fused node over the broadcast shape of its inputs (every op of the chain computes over it).

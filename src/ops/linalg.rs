@@ -466,17 +466,9 @@ pub(crate) struct WeightPanels {
     threads: usize,
 }
 
-impl WeightPanels {
-    /// Whether a product of `rows` rows against this `[outf, inf]` weight reads the panels
-    /// on the engine pool as it is now (it splits by columns, over the same thread count).
-    pub(crate) fn serve(&self, (rows, outf, inf): (usize, usize, usize)) -> bool {
-        reads_panels((rows, outf, inf), num_threads(), self.threads)
-    }
-}
-
 /// `w` cut into panels for the engine pool's current thread count, or `None` where no
-/// product of `x` against it splits by columns (one thread, too few columns or too little
-/// depth), or `w` is not a contiguous f32/f64 host matrix.
+/// product against it splits by columns (one thread, too few columns or too little depth),
+/// or `w` is not a contiguous f32/f64 host matrix.
 pub(crate) fn panel_linear_weight(w: &Tensor) -> Result<Option<WeightPanels>> {
     let threads = num_threads();
     if w.ndim() != 2 || !w.is_contiguous() || w.device() != crate::device::Device::Cpu {
@@ -507,11 +499,23 @@ pub(crate) fn linear_with_panels(inputs: &[Tensor], panels: &WeightPanels) -> Re
     // On the stack: this runs for every request.
     let metas = [&inputs[0], &inputs[1], inputs.get(2).unwrap_or(&inputs[0])].map(Meta::of);
     let out = (LINEAR.infer)(&InferCtx { op: LINEAR.name, inputs: &metas[..inputs.len()], attrs: &Attrs::none() })?;
-    let (x, w, b, shape) = (&inputs[0], &inputs[1], inputs.get(2), &out[0].shape);
+    linear_kernel(&inputs[0], &inputs[1], inputs.get(2), &out[0].shape, Some(panels))
+}
+
+/// [`LINEAR`]'s kernel for `x`'s dtype, with `panels` (f32/f64 only) holding its weight.
+fn linear_kernel(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    shape: &[usize],
+    panels: Option<&WeightPanels>,
+) -> Result<Tensor> {
     match x.dtype() {
-        DType::F32 => linear_f::<f32>(x, w, b, shape, None, Some(panels)),
-        DType::F64 => linear_f::<f64>(x, w, b, shape, None, Some(panels)),
-        d => Err(Error::Internal(format!("linear: panels for a {d} product"))),
+        DType::F32 => linear_f::<f32>(x, w, b, shape, None, panels),
+        DType::F64 => linear_f::<f64>(x, w, b, shape, None, panels),
+        DType::F16 => linear_lowp::<f16>(x, w, b, shape),
+        DType::BF16 => linear_lowp::<bf16>(x, w, b, shape),
+        d => Err(Error::InvalidDtype { arg: "x", msg: format!("linear needs a float tensor, given {d}") }),
     }
 }
 
@@ -545,15 +549,7 @@ fn linear_lowp<T: LowpFloat + LowpOut>(
 }
 
 fn linear_forward(ctx: &ForwardCtx) -> Result<Vec<Tensor>> {
-    let (x, w, b) = (&ctx.inputs[0], &ctx.inputs[1], ctx.inputs.get(2));
-    let shape = &ctx.outputs[0].shape;
-    Ok(vec![match x.dtype() {
-        DType::F32 => linear_f::<f32>(x, w, b, shape, None, None)?,
-        DType::F64 => linear_f::<f64>(x, w, b, shape, None, None)?,
-        DType::F16 => linear_lowp::<f16>(x, w, b, shape)?,
-        DType::BF16 => linear_lowp::<bf16>(x, w, b, shape)?,
-        d => return Err(Error::InvalidDtype { arg: "x", msg: format!("linear needs a float tensor, given {d}") }),
-    }])
+    Ok(vec![linear_kernel(&ctx.inputs[0], &ctx.inputs[1], ctx.inputs.get(2), &ctx.outputs[0].shape, None)?])
 }
 
 /// `x · Wᵀ + bias`.

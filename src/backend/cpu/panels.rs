@@ -50,12 +50,6 @@ impl ColumnSplit {
         let j0 = b0 + (i % per_block) * SUB_BLOCK;
         (j0, (j0 + SUB_BLOCK).min(b1))
     }
-
-    /// Block `t`'s pieces, in order: `[j0, j1)` column ranges.
-    pub fn pieces(&self, t: usize) -> impl Iterator<Item = (usize, usize)> + use<> {
-        let (b0, b1) = self.block(t);
-        (b0..b1).step_by(SUB_BLOCK).map(move |j0| (j0, (j0 + SUB_BLOCK).min(b1)))
-    }
 }
 
 /// Writes the transpose of the `[n, k]` row-major matrix `w` (a linear layer's weight, whose
@@ -73,10 +67,8 @@ pub fn pack_panels<T: Copy + Send + Sync>(w: &[T], (n, k): (usize, usize), split
         w.len(),
         dst.len()
     );
-    for t in 0..split.blocks() {
-        for (j0, j1) in split.pieces(t) {
-            transpose_into(&w[j0 * k..j1 * k], j1 - j0, k, &mut dst[j0 * k..j1 * k]);
-        }
+    for (j0, j1) in (0..split.pieces_total()).map(|i| split.piece(i)) {
+        transpose_into(&w[j0 * k..j1 * k], j1 - j0, k, &mut dst[j0 * k..j1 * k]);
     }
 }
 
@@ -89,7 +81,13 @@ mod tests {
         for (n, threads) in [(512, 2), (429, 2), (400, 3), (10, 4), (130, 1)] {
             let split = ColumnSplit::new(n, threads);
             assert!(split.blocks() <= threads, "{n} over {threads}");
-            let pieces: Vec<_> = (0..split.blocks()).flat_map(|t| split.pieces(t)).collect();
+            // Each block in pieces of SUB_BLOCK columns, the last one shorter.
+            let pieces: Vec<_> = (0..split.blocks())
+                .flat_map(|t| {
+                    let (b0, b1) = split.block(t);
+                    (b0..b1).step_by(SUB_BLOCK).map(move |j0| (j0, (j0 + SUB_BLOCK).min(b1)))
+                })
+                .collect();
             let mut next = 0;
             for &(j0, j1) in &pieces {
                 assert_eq!(j0, next, "{n} over {threads}: {pieces:?}");
@@ -100,7 +98,7 @@ mod tests {
             assert_eq!(split.pieces_total(), pieces.len(), "{n} over {threads}");
             assert_eq!((0..pieces.len()).map(|i| split.piece(i)).collect::<Vec<_>>(), pieces);
             for t in 1..split.blocks() {
-                assert_eq!(split.pieces(t).next().unwrap().0 % COLUMN_ALIGN, 0);
+                assert_eq!(split.block(t).0 % COLUMN_ALIGN, 0);
             }
         }
     }
@@ -112,12 +110,10 @@ mod tests {
         let split = ColumnSplit::new(n, 2);
         let mut dst = vec![0; n * k];
         pack_panels(&w, (n, k), split, &mut dst);
-        for t in 0..split.blocks() {
-            for (j0, j1) in split.pieces(t) {
-                for p in 0..k {
-                    for j in j0..j1 {
-                        assert_eq!(dst[j0 * k + p * (j1 - j0) + (j - j0)], w[j * k + p], "column {j}, depth {p}");
-                    }
+        for (j0, j1) in (0..split.pieces_total()).map(|i| split.piece(i)) {
+            for p in 0..k {
+                for j in j0..j1 {
+                    assert_eq!(dst[j0 * k + p * (j1 - j0) + (j - j0)], w[j * k + p], "column {j}, depth {p}");
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! CPU matrix products on strided operands: the `gemm` crate for f32/f64, a plain loop for integers.
 
-use super::panels::ColumnSplit;
+use super::panels::{ColumnSplit, SUB_BLOCK};
+use super::transpose::transpose_rows_into;
 use crate::dtype::Element;
 use crate::error::{Error, Result};
 use crate::runtime::{for_each_part_pinned, install, num_threads};
@@ -58,6 +59,16 @@ pub enum RhsView {
         /// The thread count the panels were cut for.
         threads: usize,
     },
+    /// The transpose of the contiguous row-major `[n, k]` matrix at `off` (a linear layer's
+    /// weight W, multiplied as Wᵀ). Where the product could read panels ([`reads_panels`]
+    /// with panels cut for its own thread count), the thread that computes a piece first
+    /// packs that piece's panel from rows of W into a scratch of its own, one depth block at
+    /// a time, so the panel is in its cache when it multiplies; otherwise gemm reads Wᵀ
+    /// through strides. Either way the same bits as a packed Wᵀ.
+    WeightRows {
+        /// Where W starts in the slice.
+        off: usize,
+    },
 }
 
 impl From<MatView> for RhsView {
@@ -84,6 +95,47 @@ const PANEL_MIN_ROWS: usize = 32;
 /// otherwise. On the MLP's first layer at batch 256 (one thread, 8 panels of 64 columns)
 /// 48-row calls were 7–10% faster than row-major pieces packed by gemm.
 const PANEL_CALL_ROWS: usize = 48;
+
+/// Where the pieces of a split product read their right operand (see [`RhsView`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rhs {
+    /// Through the view's strides.
+    Strided,
+    /// From the caller's panels.
+    Panels,
+    /// From a panel the thread packs before each piece, from rows of a weight.
+    PackedHere,
+}
+
+/// Elements of the largest panel a thread packs for one piece: a piece's columns by one
+/// depth block.
+const PANEL_SCRATCH: usize = SUB_BLOCK * DEPTH_BLOCK;
+
+/// Runs `f` on `len` elements of this thread's scratch (kept between calls: a piece's panel
+/// is packed on every call, and a fresh buffer of that size would page-fault).
+fn with_scratch<T: GemmFloat>(len: usize, f: impl FnOnce(&mut [T])) {
+    use std::any::TypeId;
+    use std::cell::RefCell;
+    thread_local! {
+        static SCRATCH: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+    }
+    let floats = TypeId::of::<T>() == TypeId::of::<f32>() || TypeId::of::<T>() == TypeId::of::<f64>();
+    assert!(floats, "gemm scratch: f32 or f64 only");
+    let words = (len * std::mem::size_of::<T>()).div_ceil(8);
+    // SAFETY: T is f32 or f64 (checked): 8-byte words are aligned for it, hold whole elements,
+    // and any bits are a valid value.
+    let view = |w: &mut [u64]| unsafe { std::slice::from_raw_parts_mut(w.as_mut_ptr() as *mut T, len) };
+    SCRATCH.with(|s| match s.try_borrow_mut() {
+        Ok(mut v) => {
+            if v.len() < words {
+                v.resize(words, 0);
+            }
+            f(view(&mut v[..words]))
+        }
+        // Only if `f` itself multiplied (it does not): a scratch of its own.
+        Err(_) => f(view(&mut vec![0u64; words])),
+    })
+}
 
 /// Float element types that `gemm` multiplies natively.
 pub trait GemmFloat: Element + num_traits::Float {}
@@ -198,10 +250,12 @@ pub fn gemm_into<T: GemmFloat>(
         return Ok(());
     }
     av.check(m, k, a.len(), "lhs")?;
-    let panels = match bv {
+    // How the split reads the right operand: through strides, from the caller's panels, or
+    // from panels each thread packs for itself.
+    let (bv, rhs) = match bv {
         RhsView::Strided(bv) => {
             bv.check(k, n, b.len(), "rhs")?;
-            false
+            (bv, Rhs::Strided)
         }
         RhsView::Panels { threads: cut_for } => {
             if !reads_panels((m, n, k), threads, cut_for) {
@@ -212,19 +266,27 @@ pub fn gemm_into<T: GemmFloat>(
             if b.len() < n * k {
                 return Err(Error::Internal(format!("gemm: {} elements of panels for {k}x{n}", b.len())));
             }
-            true
+            (MatView::new(0, n, 1), Rhs::Panels)
+        }
+        RhsView::WeightRows { off } => {
+            let bv = MatView::new(off, 1, k);
+            bv.check(k, n, b.len(), "rhs")?;
+            (bv, if reads_panels((m, n, k), threads, threads) { Rhs::PackedHere } else { Rhs::Strided })
         }
     };
     // Rows [r0, r1) of columns [j0, j1) of the product, over depths [p0, p1) (added to what
-    // the earlier depths left). SAFETY (of the calls below): every element the three operands
-    // address was bounds-checked above against its slice, so a block of them is in bounds too
-    // (a panel is the `k × (j1 − j0)` matrix at `j0 · k`); `dst` is exclusively borrowed,
-    // blocks given to different threads are disjoint, and `a`/`b` are only read. T is f32 or
-    // f64, which gemm supports (it panics only for other types).
-    let product = |dst: Dst<T>, (r0, r1), (j0, j1), (p0, p1): (usize, usize), par| unsafe {
-        let (b_at, b_rs, b_cs) = match bv {
-            RhsView::Strided(bv) => (bv.off + j0 * bv.cs + p0 * bv.rs, bv.rs, bv.cs),
-            RhsView::Panels { .. } => (j0 * k + p0 * (j1 - j0), j1 - j0, 1),
+    // the earlier depths left), reading the right operand from `panel` (its `k × (j1 − j0)`
+    // panel, or the part of it for these depths) where given. SAFETY (of the calls below):
+    // every element the three operands address was bounds-checked above against its slice,
+    // so a block of them is in bounds too (a caller's panel is the `k × (j1 − j0)` matrix at
+    // `j0 · k`, a panel packed here holds the `(p1 − p0) × (j1 − j0)` block); `dst` is
+    // exclusively borrowed, blocks given to different threads are disjoint, and `a`/`b` are
+    // only read. T is f32 or f64, which gemm supports (it panics only for other types).
+    let product = |dst: Dst<T>, (r0, r1), (j0, j1), (p0, p1): (usize, usize), par, panel: Option<&[T]>| unsafe {
+        let (b_ptr, b_rs, b_cs) = match (rhs, panel) {
+            (_, Some(panel)) => (panel.as_ptr(), j1 - j0, 1),
+            (Rhs::Panels, None) => (b.as_ptr().add(j0 * k + p0 * (j1 - j0)), j1 - j0, 1),
+            (_, None) => (b.as_ptr().add(bv.off + j0 * bv.cs + p0 * bv.rs), bv.rs, bv.cs),
         };
         if let Start::Rows(bias) = start
             && p0 == 0
@@ -245,7 +307,7 @@ pub fn gemm_into<T: GemmFloat>(
             a.as_ptr().add(av.off + r0 * av.rs + p0 * av.cs),
             av.cs as isize,
             av.rs as isize,
-            b.as_ptr().add(b_at),
+            b_ptr,
             b_cs as isize,
             b_rs as isize,
             <T as Element>::one(),
@@ -256,18 +318,35 @@ pub fn gemm_into<T: GemmFloat>(
             par,
         )
     };
-    let cols = |dst: Dst<T>, cols: (usize, usize), par: gemm::Parallelism| product(dst, (0, m), cols, (0, k), par);
+    let cols =
+        |dst: Dst<T>, cols: (usize, usize), par: gemm::Parallelism| product(dst, (0, m), cols, (0, k), par, None);
     let out = Dst(dst.as_mut_ptr());
     if threads > 1 && splits_columns(m, n, k, threads) {
         // Serial products on pieces of columns, each thread starting on its own block, the same
         // block each call (a fixed weight's block stays in that core's cache).
         let split = ColumnSplit::new(n, threads);
         let piece = |(j0, j1): (usize, usize)| {
-            let step = if panels { PANEL_CALL_ROWS } else { m };
-            for r0 in (0..m).step_by(step) {
-                let rows = (r0, (r0 + step).min(m));
-                for depths in depth_blocks(k) {
-                    product(out, rows, (j0, j1), depths, gemm::Parallelism::None);
+            match rhs {
+                Rhs::PackedHere => with_scratch::<T>(PANEL_SCRATCH, |scratch| {
+                    // Depths outside, rows inside: each element still sums its depth blocks
+                    // in order, so the bits are a packed Wᵀ's.
+                    for (p0, p1) in depth_blocks(k) {
+                        let panel = &mut scratch[..(p1 - p0) * (j1 - j0)];
+                        transpose_rows_into(&b[bv.off + j0 * k + p0..], k, (j1 - j0, p1 - p0), panel);
+                        for r0 in (0..m).step_by(PANEL_CALL_ROWS) {
+                            let rows = (r0, (r0 + PANEL_CALL_ROWS).min(m));
+                            product(out, rows, (j0, j1), (p0, p1), gemm::Parallelism::None, Some(panel));
+                        }
+                    }
+                }),
+                Rhs::Panels | Rhs::Strided => {
+                    let step = if rhs == Rhs::Panels { PANEL_CALL_ROWS } else { m };
+                    for r0 in (0..m).step_by(step) {
+                        let rows = (r0, (r0 + step).min(m));
+                        for depths in depth_blocks(k) {
+                            product(out, rows, (j0, j1), depths, gemm::Parallelism::None, None);
+                        }
+                    }
                 }
             }
             if let Some(then) = then {
@@ -609,6 +688,55 @@ mod tests {
                 "{threads} threads, panels for {cut_for}, {m} rows"
             );
         }
+    }
+
+    #[test]
+    fn panels_packed_by_each_thread_give_the_bits_of_the_strided_operand() {
+        fn check<T: GemmFloat>(m: usize, n: usize, k: usize, threads: usize) {
+            let val =
+                |i: usize, p: usize, q: usize| <T as Element>::from_f64(((i * p % q) as f64 - q as f64 / 2.0) / 333.0);
+            let a: Vec<T> = (0..m * k).map(|i| val(i, 7919, 1009)).collect();
+            // W sits 5 elements into its slice, as a weight viewed at an offset.
+            let w: Vec<T> = (0..5 + n * k).map(|i| val(i, 104729, 997)).collect();
+            let bias: Vec<T> = (0..n).map(|j| <T as Element>::from_f64((j % 11) as f64 - 5.5)).collect();
+            let av = MatView::new(0, k, 1);
+            for start in [Start::Zero, Start::Rows(&bias)] {
+                let mut want = vec![<T as Element>::from_f64(f64::NAN); m * n];
+                let wt = MatView::new(5, k, 1).t();
+                gemm_into((m, n, k), &mut want, n, start, &a, av, &w, wt, threads, None).unwrap();
+                let mut got = vec![<T as Element>::from_f64(f64::NAN); m * n];
+                let bv = RhsView::WeightRows { off: 5 };
+                gemm_into((m, n, k), &mut got, n, start, &a, av, &w, bv, threads, None).unwrap();
+                let bits = |v: &[T]| v.iter().map(|&x| Element::to_f64(x).to_bits()).collect::<Vec<_>>();
+                assert!(bits(&got) == bits(&want), "{m}x{n}x{k} on {threads} threads ({:?})", T::DTYPE);
+            }
+        }
+        // Split shapes whose panels are packed here (depth in one block, in two, a ragged last
+        // piece, three threads), then ones that read W through strides instead (too few rows,
+        // one thread, too many rows).
+        for (m, n, k, threads) in [(128, 512, 512, 2), (100, 429, 784, 2), (48, 400, 1100, 3), (20, 512, 512, 2)] {
+            assert_eq!(reads_panels((m, n, k), threads, threads), m != 20, "{m}x{n}x{k}");
+            check::<f32>(m, n, k, threads);
+        }
+        check::<f64>(64, 300, 600, 2);
+        check::<f32>(64, 300, 300, 1);
+        check::<f32>(600, 300, 300, 2);
+        // Too few elements for W at its offset: refused before anything is read.
+        let mut dst = vec![0f32; 64 * 256];
+        let (a, w) = (vec![1f32; 64 * 256], vec![1f32; 256 * 256]);
+        let e = gemm_into(
+            (64, 256, 256),
+            &mut dst,
+            256,
+            Start::Zero,
+            &a,
+            MatView::new(0, 256, 1),
+            &w,
+            RhsView::WeightRows { off: 1 },
+            2,
+            None,
+        );
+        assert!(e.unwrap_err().to_string().contains("rhs view"));
     }
 
     #[test]

@@ -10,7 +10,7 @@ const COLUMN_ALIGN: usize = 16;
 /// (in-process A/B, 40 alternating rounds, two sittings): 128 × 784 × 512 1.04–1.06×,
 /// 128 × 512 × 784 1.02×, 256 × 512 × 512 1.02×, 256 × 512 × 784 and 256 × 429 × 429 level;
 /// 128-column pieces gained less. A fused epilogue then runs on 64 columns just computed.
-const SUB_BLOCK: usize = 64;
+pub(crate) const SUB_BLOCK: usize = 64;
 
 /// How a product of `n` columns split over `threads` threads divides them: thread `t` owns
 /// block `t`, and computes it in pieces of at most [`SUB_BLOCK`] columns.

@@ -21,51 +21,71 @@ pub fn transpose_into<T: Copy + Send + Sync>(src: &[T], rows: usize, cols: usize
         return;
     }
     let (src, dst) = (&src[..rows * cols], &mut dst[..rows * cols]);
-    let blocks = BlockKernel::for_type::<T>();
-    let tile_rows = |c0: usize, out: &mut [T]| {
-        // `out` holds dst rows c0.. (one tile row of the transpose).
-        let c1 = (c0 + TILE).min(cols);
-        for r0 in (0..rows).step_by(TILE) {
-            let r1 = (r0 + TILE).min(rows);
-            // The part of the tile that whole 8 × 8 blocks cover, when the kernel applies.
-            let (c8, r8) = match blocks {
-                BlockKernel::None => (c0, r0),
-                _ => (c0 + (c1 - c0) / 8 * 8, r0 + (r1 - r0) / 8 * 8),
-            };
-            for c in (c0..c8).step_by(8) {
-                for r in (r0..r8).step_by(8) {
-                    // SAFETY: rows r..r+8 and columns c..c+8 lie inside src (r + 8 ≤ rows,
-                    // c + 8 ≤ cols); out holds dst rows c0..c1, each `rows` long, so rows
-                    // c-c0..c-c0+8 from column r on are inside it.
-                    unsafe {
-                        blocks.run(
-                            src.as_ptr().add(r * cols + c),
-                            cols,
-                            out.as_mut_ptr().add((c - c0) * rows + r),
-                            rows,
-                        )
-                    };
-                }
-            }
-            // What the blocks left: the last columns for every row, the last rows for the rest.
-            let scalar = |cs: std::ops::Range<usize>, rs: std::ops::Range<usize>, out: &mut [T]| {
-                for c in cs {
-                    let drow = &mut out[(c - c0) * rows..(c - c0 + 1) * rows];
-                    for r in rs.clone() {
-                        drow[r] = src[r * cols + c];
-                    }
-                }
-            };
-            scalar(c8..c1, r0..r1, out);
-            scalar(c0..c8, r8..r1, out);
-        }
-    };
     let chunk = TILE * rows;
     if rows * cols < crate::runtime::PARALLEL_THRESHOLD {
-        dst.chunks_mut(chunk).enumerate().for_each(|(i, c)| tile_rows(i * TILE, c));
+        dst.chunks_mut(chunk).enumerate().for_each(|(i, c)| tile_row(src, cols, (rows, cols), i * TILE, c));
     } else {
         use rayon::prelude::*;
-        install(|| dst.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| tile_rows(i * TILE, c)));
+        install(|| {
+            dst.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| tile_row(src, cols, (rows, cols), i * TILE, c))
+        });
+    }
+}
+
+/// Writes the transpose of the `rows` × `cols` matrix whose row `r` starts at `src[r · ld]`
+/// to `dst` (`cols` × `rows`, row-major) on the calling thread: for a thread packing a piece
+/// of a product's operand into its own cache (see [`super::gemm::RhsView::WeightRows`]).
+///
+/// # Panics
+/// If `src` holds fewer than `(rows − 1) · ld + cols` elements, `ld < cols`, or `dst` holds
+/// fewer than `rows · cols`.
+pub fn transpose_rows_into<T: Copy>(src: &[T], ld: usize, (rows, cols): (usize, usize), dst: &mut [T]) {
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    assert!(
+        ld >= cols && src.len() >= (rows - 1) * ld + cols,
+        "transpose: {} elements for {rows} rows of {cols} every {ld}",
+        src.len()
+    );
+    let dst = &mut dst[..rows * cols];
+    dst.chunks_mut(TILE * rows).enumerate().for_each(|(i, c)| tile_row(src, ld, (rows, cols), i * TILE, c));
+}
+
+/// One tile row of a transpose: `out` holds destination rows `c0..` (source columns), which
+/// it fills from every source row (row `r` at `src[r · ld]`), tile by tile.
+fn tile_row<T: Copy>(src: &[T], ld: usize, (rows, cols): (usize, usize), c0: usize, out: &mut [T]) {
+    let blocks = BlockKernel::for_type::<T>();
+    let c1 = (c0 + TILE).min(cols);
+    for r0 in (0..rows).step_by(TILE) {
+        let r1 = (r0 + TILE).min(rows);
+        // The part of the tile that whole 8 × 8 blocks cover, when the kernel applies.
+        let (c8, r8) = match blocks {
+            BlockKernel::None => (c0, r0),
+            _ => (c0 + (c1 - c0) / 8 * 8, r0 + (r1 - r0) / 8 * 8),
+        };
+        for c in (c0..c8).step_by(8) {
+            for r in (r0..r8).step_by(8) {
+                // SAFETY: rows r..r+8 and columns c..c+8 lie inside src (r + 8 ≤ rows,
+                // c + 8 ≤ cols ≤ ld, and the caller checked src holds every row); out holds
+                // dst rows c0..c1, each `rows` long, so rows c-c0..c-c0+8 from column r on are
+                // inside it.
+                unsafe {
+                    blocks.run(src.as_ptr().add(r * ld + c), ld, out.as_mut_ptr().add((c - c0) * rows + r), rows)
+                };
+            }
+        }
+        // What the blocks left: the last columns for every row, the last rows for the rest.
+        let scalar = |cs: std::ops::Range<usize>, rs: std::ops::Range<usize>, out: &mut [T]| {
+            for c in cs {
+                let drow = &mut out[(c - c0) * rows..(c - c0 + 1) * rows];
+                for r in rs.clone() {
+                    drow[r] = src[r * ld + c];
+                }
+            }
+        };
+        scalar(c8..c1, r0..r1, out);
+        scalar(c0..c8, r8..r1, out);
     }
 }
 
@@ -162,6 +182,21 @@ mod tests {
             check(rows, cols, |i| i as f32 * 0.5);
             check(rows, cols, |i| i as u32);
             check(rows, cols, |i| i as f64 - 3.0);
+        }
+    }
+
+    #[test]
+    fn a_block_of_a_wider_matrix_lands_in_its_transposed_place() {
+        // Rows `ld` apart, with whole 8 × 8 blocks, ragged edges and more than one tile.
+        for (rows, cols, ld) in [(64, 40, 100), (13, 19, 19), (37, 53, 61), (1, 5, 9)] {
+            let src: Vec<f32> = (0..rows * ld).map(|i| i as f32).collect();
+            let mut dst = vec![f32::NAN; rows * cols];
+            transpose_rows_into(&src, ld, (rows, cols), &mut dst);
+            for r in 0..rows {
+                for c in 0..cols {
+                    assert_eq!(dst[c * rows + r], src[r * ld + c], "{rows}x{cols} every {ld} at ({r}, {c})");
+                }
+            }
         }
     }
 

@@ -208,8 +208,8 @@ impl<T> Block<'_, T> {
 
 /// `dst = start + a · b` where `a` is `m × k`, `b` is `k × n` and `dst` is `m × n`
 /// row-major with row stride `dst_rs`. `threads > 1` spreads the work over the engine pool:
-/// by blocks of columns on products with few rows, else by gemm's own split (which stays
-/// serial on small problems). `then`, when given, runs on every block of finished columns
+/// by blocks of columns on products with few rows, by pieces of rows where the right operand
+/// is small, else by gemm's own split. `then`, when given, runs on every block of finished columns
 /// (on the thread that computed it where the split is by columns).
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_into<T: GemmFloat>(
@@ -361,10 +361,22 @@ pub fn gemm_into<T: GemmFloat>(
         // whose cross network and MLP run side by side, 0.87 / 0.90× the time; the MLP level.
         for_each_part_pinned(split.pieces_total(), |i| piece(split.piece(i)));
     } else if threads > 1 {
-        // Inside the engine pool, so gemm's rayon tasks run on our threads.
-        install(|| cols(out, (0, n), gemm::Parallelism::Rayon(threads)));
+        if splits_rows(n, k) {
+            // Serial products on pieces of rows, handed out as parts: each packs the small
+            // right operand itself, and a faster thread takes more pieces.
+            let pieces = (m / ROW_PIECE_MIN).clamp(1, ROW_PIECES_PER_THREAD * threads);
+            let rows = m.div_ceil(pieces);
+            for_each_part_pinned(pieces, |i| {
+                for depths in depth_blocks(k) {
+                    product(out, (i * rows, ((i + 1) * rows).min(m)), (0, n), depths, gemm::Parallelism::None, None);
+                }
+            });
+        } else {
+            // Inside the engine pool, so gemm's rayon tasks run on our threads.
+            install(|| cols(out, (0, n), gemm::Parallelism::Rayon(threads)));
+        }
         if let Some(then) = then {
-            // gemm split the product its own way: the epilogue runs after it, one block of
+            // The product was not split by columns: the epilogue runs after it, one block of
             // columns per thread.
             let split = ColumnSplit::new(n, threads);
             // SAFETY: the parts are disjoint column ranges of `dst`, each run once.
@@ -407,6 +419,28 @@ const DEPTH_BLOCK: usize = 512;
 fn splits_columns(m: usize, n: usize, k: usize, threads: usize) -> bool {
     m <= 512 && k >= 256 && n >= 128 * threads
 }
+
+/// Whether [`gemm_into`] splits a product that does not split by columns into pieces of rows
+/// instead of letting gemm split it: where the `k × n` right operand is small enough that
+/// every piece packing it again costs little. gemm's own split gained nothing over one
+/// thread on products of up to a few million multiply-adds, and lost to row pieces beyond
+/// (in-process, median of 5 rounds of 201 calls, µs, gemm's split → row pieces): 128 × 10 by
+/// depth 512 33 → 20, 512 × 10 by 512 136 → 87, 4096 × 10 by 512 662 → 432, 256 × 128 by 64
+/// 28 → 16, 512 × 512 by 128 280 → 250; at 1024 × 1024 by 1024 (a 4 MiB right operand) gemm's
+/// split won, 8.0 against 9.8 ms.
+fn splits_rows(n: usize, k: usize) -> bool {
+    n * k <= ROW_SPLIT_RHS
+}
+
+/// The most right-operand elements for which products split by rows (512 KiB of f32).
+const ROW_SPLIT_RHS: usize = 128 * 1024;
+
+/// Fewest rows in a piece of a product split by rows; fewer rows run as one piece on the
+/// calling thread.
+const ROW_PIECE_MIN: usize = 64;
+
+/// Pieces per thread of a product split by rows, so a faster thread can take more.
+const ROW_PIECES_PER_THREAD: usize = 4;
 
 /// A destination pointer shared by tasks that write disjoint parts of one product (column
 /// blocks here, tiles in the low-precision kernels).
@@ -610,19 +644,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_product_split_by_columns_matches_the_reference() {
+    fn every_split_of_a_product_matches_the_reference() {
         // Shapes that take the column split on two threads (n not a multiple of the block
-        // alignment, a transposed left operand, accumulation onto what dst holds), and one
-        // that does not; each against an f64 reference and against the one-thread product.
-        for (m, n, k, at, acc) in
-            [(128, 300, 256, false, false), (64, 512, 300, true, true), (300, 64, 300, false, true)]
-        {
+        // alignment, a transposed left operand, accumulation onto what dst holds), the row
+        // split (one with rows in uneven pieces and depth in two blocks), and gemm's own; each
+        // against an f64 reference and against the one-thread product.
+        for (m, n, k, at, acc, split) in [
+            (128, 300, 256, false, false, "columns"),
+            (64, 512, 300, true, true, "columns"),
+            (300, 64, 300, false, true, "rows"),
+            (700, 100, 600, true, true, "rows"),
+            (600, 400, 400, false, false, "gemm"),
+        ] {
             let a: Vec<f32> = (0..m * k).map(|i| ((i * 7919 % 1009) as f32 - 500.0) / 333.0).collect();
             let b: Vec<f32> = (0..k * n).map(|i| ((i * 104729 % 997) as f32 - 498.0) / 411.0).collect();
             let av = if at { MatView::new(0, 1, m) } else { MatView::new(0, k, 1) };
             let bv = MatView::new(0, n, 1);
             let start: Vec<f32> = (0..m * n).map(|i| (i % 13) as f32).collect();
-            assert_eq!(splits_columns(m, n, k, 2), n >= 256, "{m}x{n}x{k}");
+            let taken = match (splits_columns(m, n, k, 2), splits_rows(n, k)) {
+                (true, _) => "columns",
+                (false, true) => "rows",
+                (false, false) => "gemm",
+            };
+            assert_eq!(taken, split, "{m}x{n}x{k}");
             let mut two = start.clone();
             gemm_into((m, n, k), &mut two, n, Start::keep_if(acc), &a, av, &b, bv, 2, None).unwrap();
             let mut one = start.clone();
@@ -741,7 +785,7 @@ mod tests {
 
     #[test]
     fn a_product_onto_a_bias_gives_the_bits_of_the_bias_rows_plus_the_product() {
-        // Split by columns on two threads, gemm's own split, one thread, and an empty sum.
+        // Split by columns on two threads, by rows, one thread, and an empty sum.
         for (m, n, k, threads) in [(128, 300, 256, 2), (300, 64, 300, 2), (50, 70, 90, 1), (3, 20, 0, 2)] {
             let a: Vec<f32> = (0..m * k).map(|i| ((i * 7919 % 1009) as f32 - 500.0) / 333.0).collect();
             let b: Vec<f32> = (0..k * n).map(|i| ((i * 104729 % 997) as f32 - 498.0) / 411.0).collect();
@@ -785,7 +829,7 @@ mod tests {
     #[test]
     fn every_column_reaches_the_epilogue_once_with_its_final_values() {
         let (k, n) = (256, 400);
-        // Serial, split by columns (3 threads: blocks of 144 in pieces of 64), gemm's split.
+        // Serial, split by columns (3 threads: blocks of 144 in pieces of 64), by rows.
         for (m, threads) in [(5, 1), (64, 3), (600, 3)] {
             let a: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 101) as f32 - 50.0) / 64.0).collect();
             let b: Vec<f32> = (0..k * n).map(|i| ((i * 53 % 97) as f32 - 48.0) / 64.0).collect();

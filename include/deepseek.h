@@ -644,8 +644,10 @@ DsStatus ds_exec_options_set_device(DsExecOptions *options,
 
 /**
  * Sets how many independent nodes may run at once: 0 (the default) = as many as the
- * engine's thread pool has threads (`ds_set_num_threads`), 1 = one node at a time (for
- * services that already run one request per thread). Ops parallelise inside either way.
+ * engine's thread pool has threads (`ds_set_num_threads`) where the graph runs matrix
+ * products of unequal size beside each other (a cross network beside a deep tower), else
+ * one node at a time; 1 = one node at a time (for services that already run one request
+ * per thread); n = up to n. Ops parallelise inside either way.
  * Negative values are an error.
  *
  * Thread safety: one thread at a time per options object.

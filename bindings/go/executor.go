@@ -76,7 +76,8 @@ func (o *ExecOptions) SetDevice(kind DeviceKind, index int) error {
 	})
 }
 
-// SetInterOpThreads sets how many independent nodes may run at once (0 = the pool size,
+// SetInterOpThreads sets how many independent nodes may run at once (0 = the pool size
+// where the graph runs matrix products of unequal size side by side, else one at a time;
 // 1 = one at a time, for services that already run one request per goroutine).
 func (o *ExecOptions) SetInterOpThreads(n int) error {
 	return o.with(func(p *C.DsExecOptions, msg **C.char) C.DsStatus {

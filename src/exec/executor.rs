@@ -1,5 +1,6 @@
 //! `Executor`: an optimised, planned graph that many threads may run at once; each run owns its value table.
 
+use super::branches::pairs_unequal_products;
 use super::cancel::CancelToken;
 use super::epilogue::run_epilogue;
 use super::plan::Plan;
@@ -35,7 +36,8 @@ pub struct ExecOptions {
     /// Where the graph runs.
     pub device: Device,
     /// Most nodes run at once (inter-op parallelism): 0 = as many as the engine's thread
-    /// pool has threads, 1 = one node at a time. Ops parallelise inside either way.
+    /// pool has threads where a level pairs matrix products of unequal size, else one node
+    /// at a time (see `branches.rs`); 1 = one node at a time. Ops parallelise inside either way.
     pub inter_op_threads: usize,
 }
 
@@ -80,8 +82,10 @@ pub struct RunStats {
 pub struct Executor {
     plan: Arc<Plan>,
     options: ExecOptions,
-    /// Whether some level of the plan holds more than one node (work for inter-op threads).
-    has_wide_level: bool,
+    /// Whether the plan's levels run their nodes side by side when the options leave it to
+    /// the executor: some level holds more than one node and, by default, pairs matrix
+    /// products of unequal size.
+    side_by_side: bool,
 }
 
 impl Executor {
@@ -100,7 +104,8 @@ impl Executor {
         let optimised = crate::graph::passes::optimize(graph, options.opt_level)?;
         let plan = Plan::new(optimised, options.opt_level >= 2)?;
         let has_wide_level = plan.levels.iter().any(|level| level.len() > 1);
-        Ok(Executor { plan: Arc::new(plan), options, has_wide_level })
+        let side_by_side = has_wide_level && (options.inter_op_threads != 0 || pairs_unequal_products(&plan));
+        Ok(Executor { plan: Arc::new(plan), options, side_by_side })
     }
 
     /// The optimised graph this executor runs.
@@ -128,14 +133,15 @@ impl Executor {
         options: &RunOptions,
     ) -> Result<(Vec<Tensor>, RunStats)> {
         let request = CpuRequest::enter(self.options.device);
-        if request.as_ref().is_some_and(|r| r.alone) && self.has_wide_level && self.inter_op_width() > 1 {
+        if request.as_ref().is_some_and(|r| r.alone) && self.side_by_side && self.inter_op_width() > 1 {
             // A plan with levels to run side by side: the whole request on a pool thread,
             // so each level and each parallel op in it is a join between workers that are
             // already awake, where from the caller's thread every one would hand work to
             // the pool and wait for it. Only for a request running alone: beside others, a
             // worker waiting on its share would take up another whole request, and with
             // four callers p99 latency went from 0.32–0.35 ms to 0.78–0.90 ms. A chain of
-            // nodes (the MLP) runs on the caller's thread instead, which then takes a share
+            // nodes (the MLP), or a plan run one node at a time, runs on the caller's
+            // thread instead, which then takes a share
             // of each split op itself (`for_each_part_pinned`): batch-1 MLP inference took
             // 0.76–0.82 of the time it took run whole on the pool (BENCHMARKS.md).
             return crate::runtime::install(|| self.run_levels(feeds, fetches, options));
@@ -146,6 +152,7 @@ impl Executor {
     /// How many nodes of one level may run at once.
     fn inter_op_width(&self) -> usize {
         match self.options.inter_op_threads {
+            _ if !self.side_by_side => 1,
             0 => crate::runtime::num_threads(),
             n => n,
         }

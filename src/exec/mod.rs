@@ -1,5 +1,6 @@
 //! The executor: compiles an optimised graph into a plan and runs it, thread-safely, with inter-op parallelism.
 
+mod branches;
 mod cancel;
 mod epilogue;
 mod executor;

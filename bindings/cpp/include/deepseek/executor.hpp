@@ -26,7 +26,8 @@ public:
         detail::check(ds_exec_options_set_device(raw_, kind, index));
         return *this;
     }
-    /// Independent nodes run at once: 0 = the pool size, 1 = one (for one request per thread).
+    /// Independent nodes run at once: 0 = the pool size where unequal products run side by
+    /// side, else one; 1 = one (for one request per thread).
     ExecOptions& set_inter_op_threads(int32_t n) {
         detail::check(ds_exec_options_set_inter_op_threads(raw_, n));
         return *this;

@@ -22,8 +22,9 @@ public final class ExecOptions extends NativeHandle {
     }
 
     /**
-     * How many independent nodes may run at once: 0 = the pool size, 1 = one at a time (for
-     * services that already run one request per thread).
+     * How many independent nodes may run at once: 0 = the pool size where the graph runs
+     * matrix products of unequal size side by side, else one at a time; 1 = one at a time
+     * (for services that already run one request per thread).
      */
     public ExecOptions interOpThreads(int n) {
         long h = acquire();

@@ -161,14 +161,20 @@ fn named_boundaries_are_used_and_invalid_ones_are_errors_naming_them() {
 fn budget_closes_segments_where_the_saved_bytes_reach_it() {
     let g = mlp(LAYERS, None, &[]);
     let sqrt = checkpointed(&g, &Checkpointing::Sqrt).2;
-    // Each hidden layer saves two [batch, width] f32 values (linear output, relu output).
-    let per_layer = 2 * BATCH as u64 * WIDTH as u64 * 4;
+    // Each hidden layer saves one [batch, width] f32 value: its relu output, which both
+    // relu's gradient and the next layer's weight gradient read.
+    let per_layer = BATCH as u64 * WIDTH as u64 * 4;
     let four = Checkpointing::Budget { bytes: 4 * per_layer, symbol_size: BATCH as u64 };
     let (train, grads, report) = checkpointed(&g, &four);
-    assert_eq!(report.boundaries, sqrt.boundaries, "a budget of four layers cuts where √L does");
+    // Where √L cuts, and once more after the last linear layer: its output, the logits
+    // that cross_entropy's gradient reads, fills the last four-layer budget.
+    assert_eq!(report.boundaries[..3], sqrt.boundaries[..], "a budget of four layers cuts where √L does");
+    assert_eq!(report.boundaries.len(), 4, "{report:?}");
     assert_eq!(run(&train, &grads).0, baseline(&g).0);
     let two = Checkpointing::Budget { bytes: 2 * per_layer, symbol_size: BATCH as u64 };
-    assert_eq!(checkpointed(&g, &two).2.segments, 8);
+    // Sixteen saved outputs (fifteen relu outputs and the logits), two per segment, and the
+    // loss alone after the last cut.
+    assert_eq!(checkpointed(&g, &two).2.segments, 9);
     let all = Checkpointing::Budget { bytes: u64::MAX, symbol_size: 1 };
     let r = checkpointed(&g, &all).2;
     assert_eq!((r.segments, r.recomputed_nodes), (1, 0), "a budget above the whole model needs no segment");
@@ -298,7 +304,7 @@ fn trainer_reports_memory_by_category_and_checkpoints_when_asked() {
     assert_eq!(a.optimizer_state, 2 * params + 8 * 16, "Adam: two moments per parameter, an i64 step per tensor");
     assert_eq!((a.activations, a.gradients, a.workspace), (0, 0, 0), "a finished step holds none");
     assert!(a.gradients_peak >= params, "{a:?}");
-    assert!(b.activations_peak < a.activations_peak * 3 / 4, "{a:?} vs {b:?}");
+    assert!(b.activations_peak * 4 <= a.activations_peak * 3, "a quarter less at least: {a:?} vs {b:?}");
     assert!(a.allocator_peak >= a.allocator_in_use && a.allocator_in_use > 0);
     plain.reset_peak_memory();
     let r = plain.memory_stats();

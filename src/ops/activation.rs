@@ -306,7 +306,10 @@ pub static RELU: OpDef = OpDef {
             _ => float_map1::<ReluBody>(ctx.op, x, ctx.attrs)?,
         }])
     },
-    backward: Some(|e, c| dense(emit0(e, &RELU_BACKWARD, &[grad0(c), c.inputs[0]])?)),
+    // Masked by the output, which is > 0 exactly where x is (NaN and −0 stay masked): a
+    // graph then keeps relu's output for the backward pass instead of the product before it,
+    // which lets the epilogue pass run relu inside that product.
+    backward: Some(|e, c| dense(emit0(e, &RELU_BACKWARD, &[grad0(c), c.outputs[0]])?)),
     pure: true,
     pointwise: Some(&ReluBody::POINTWISE),
 };
@@ -317,7 +320,7 @@ binary_body!(ReluBackwardBody(attrs, T) {} gv, xv => if xv > 0.0 { gv } else { 0
 pub static RELU_BACKWARD: OpDef = OpDef {
     name: "relu_backward",
     kind: OpKind::Elementwise,
-    doc: "gradient of relu: grad where x > 0, else 0",
+    doc: "gradient of relu: grad where x > 0, else 0 (x may be relu's input or its output)",
     inputs: GX,
     outputs: &["out"],
     attrs: &[],

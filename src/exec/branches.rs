@@ -18,12 +18,16 @@ pub(crate) fn pairs_unequal_products(plan: &Plan) -> bool {
     let graph = &plan.graph;
     plan.levels.iter().any(|level| {
         let products: Vec<Option<usize>> = level.iter().filter_map(|&n| product_size(graph, n)).collect();
-        products.iter().enumerate().any(|(i, a)| {
-            products[i + 1..].iter().any(|b| match (a, b) {
-                (Some(a), Some(b)) => a.max(b) - a.min(b) > a.max(b) / 8,
-                _ => true,
-            })
-        })
+        let sizes: Option<Vec<usize>> = products.iter().copied().collect();
+        match sizes {
+            _ if products.len() < 2 => false,
+            // The largest and the smallest decide whether any two differ.
+            Some(sizes) => {
+                let (min, max) = (sizes.iter().min().copied().unwrap_or(0), sizes.iter().max().copied().unwrap_or(0));
+                max - min > max / 8
+            }
+            None => true,
+        }
     })
 }
 
@@ -47,17 +51,14 @@ fn product_size(graph: &Graph, n: NodeId) -> Option<Option<usize>> {
         let v = node.inputs.get(i)?;
         Some(graph.value(*v).ty.dims.iter().map(|d| d.fixed().unwrap_or(SYMBOLIC_DIM)).collect())
     };
-    let (a, b) = (dims(0), dims(1));
-    let numel = |d: &[usize]| d.iter().product::<usize>();
+    let (Some(x), Some(other)) = (dims(0), dims(1)) else { return Some(None) };
     // x [.., k] times a k × n matrix (matmul, bmm) or an n × k weight (linear): numel(x) · n.
-    let columns = match (a.as_deref(), b.as_deref()) {
-        (Some([.., _]), Some([n, _])) if std::ptr::eq(op, &linalg::LINEAR) => Some(*n),
-        (Some([.., _]), Some([.., n])) if std::ptr::eq(op, &linalg::MATMUL) || std::ptr::eq(op, &linalg::BMM) => {
-            Some(*n)
-        }
+    let columns = match other.as_slice() {
+        [n, _] if std::ptr::eq(op, &linalg::LINEAR) => Some(*n),
+        [.., n] if std::ptr::eq(op, &linalg::MATMUL) || std::ptr::eq(op, &linalg::BMM) => Some(*n),
         _ => None,
     };
-    Some(columns.map(|n| numel(a.as_deref().unwrap_or_default()) * n))
+    Some(columns.map(|n| x.iter().product::<usize>() * n))
 }
 
 #[cfg(test)]

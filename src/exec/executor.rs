@@ -140,10 +140,10 @@ impl Executor {
             // the pool and wait for it. Only for a request running alone: beside others, a
             // worker waiting on its share would take up another whole request, and with
             // four callers p99 latency went from 0.32–0.35 ms to 0.78–0.90 ms. A chain of
-            // nodes (the MLP), or a plan run one node at a time, runs on the caller's
-            // thread instead, which then takes a share
-            // of each split op itself (`for_each_part_pinned`): batch-1 MLP inference took
-            // 0.76–0.82 of the time it took run whole on the pool (BENCHMARKS.md).
+            // nodes (the MLP), or a plan run one node at a time, runs on the caller's thread
+            // instead, which then takes a share of each split op itself
+            // (`for_each_part_pinned`): batch-1 MLP inference took 0.76–0.82 of the time it
+            // took run whole on the pool (BENCHMARKS.md).
             return crate::runtime::install(|| self.run_levels(feeds, fetches, options));
         }
         self.run_levels(feeds, fetches, options)

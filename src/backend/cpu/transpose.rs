@@ -10,9 +10,10 @@ const TILE: usize = 16;
 /// Writes the transpose of the `rows` × `cols` row-major matrix `src` to `dst` (`cols` ×
 /// `rows`, row-major), in 16 × 16 tiles so both sides stay in cache, parallel over tile rows.
 /// gemm multiplies a packed `[k, n]` right operand about 1.5× faster than a transposed view,
-/// so linear layers whose product does not split by columns pay this copy once per call. Four-byte elements (f32 and the
-/// 32-bit integers) move in 8 × 8 register blocks where the CPU has AVX: the scalar loop
-/// read one strided element per store and took a tenth of an eager MLP training step.
+/// so linear layers whose product does not split by columns pay this copy once per call.
+/// Four-byte elements (f32 and the 32-bit integers) move in 8 × 8 register blocks where the
+/// CPU has AVX: the scalar loop read one strided element per store and took a tenth of an
+/// eager MLP training step.
 ///
 /// # Panics
 /// If `src` or `dst` holds fewer than `rows · cols` elements.

@@ -286,6 +286,41 @@ fn parallel_row_updates_match_a_per_row_reference() {
 }
 
 #[test]
+fn every_touched_row_loop_over_many_scattered_rows_matches_its_reference() {
+    // Rows far apart in a big table, as embedding batches touch them: the pool splits the
+    // rows into pieces and each loop prefetches rows ahead of the one it updates, up to each
+    // piece's end. Plain SGD and Adagrad without decay must equal their dense updates
+    // bitwise; lazy Adam's first step must equal its formula row by row.
+    let (n, d) = (50_000usize, 4usize);
+    let mut g = deepseek::Generator::new(5);
+    let table: Vec<f64> = (0..n * d).map(|_| g.normal()).collect();
+    let idx: Vec<i64> = (0..n as i64).filter(|i| i % 7 == 3 || i % 11 == 0).collect();
+    let r: Vec<f64> = (0..idx.len() * d).map(|_| g.normal()).collect();
+    let mut scattered = vec![0.0; n * d];
+    for (k, &i) in idx.iter().enumerate() {
+        scattered[i as usize * d..(i as usize + 1) * d].copy_from_slice(&r[k * d..(k + 1) * d]);
+    }
+    for name in ["sgd", "adagrad"] {
+        let (mut by_rows, mut by_dense) = (t64(&table, &[n, d]), t64(&table, &[n, d]));
+        opt(name, &[]).update("emb", &mut by_rows, &rows(&idx, &r, &[idx.len(), d]), 0.1).unwrap();
+        opt(name, &[]).update("emb", &mut by_dense, &dense(&scattered, &[n, d]), 0.1).unwrap();
+        assert_eq!(vals(&by_rows), vals(&by_dense), "{name}: row update differs from the dense one");
+    }
+    let mut w = t64(&table, &[n, d]);
+    opt("lazy_adam", &[]).update("emb", &mut w, &rows(&idx, &r, &[idx.len(), d]), 0.01).unwrap();
+    let alpha = 0.01 * (1.0f64 - 0.999).sqrt() / (1.0 - 0.9);
+    let mut want = table.clone();
+    for (k, &i) in idx.iter().enumerate() {
+        for j in 0..d {
+            let gk = r[k * d + j];
+            let (m, v) = (0.1 * gk, 0.001 * gk * gk);
+            want[i as usize * d + j] -= alpha * m / (v.sqrt() + 1e-8);
+        }
+    }
+    close(&vals(&w), &want, 1e-12);
+}
+
+#[test]
 fn dense_optimizers_apply_row_gradients_as_scattered_dense_ones() {
     // Rows {2: a, 0: b, 2: c} equal the dense gradient [b, 0, a + c] (values exact in binary).
     let idx = [2, 0, 2];

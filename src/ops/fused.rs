@@ -10,6 +10,7 @@ use crate::backend::CpuBuffer;
 use crate::backend::Storage;
 use crate::backend::cpu::elementwise::host_slice;
 use crate::backend::cpu::gemm::{Block, Then};
+use crate::backend::cpu::prefetch::prefetch;
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::ops::pointwise::Pointwise;
@@ -469,22 +470,6 @@ fn view<'a, T>(
         Loc::Reg(r) => &scratch.regs[r][..m],
         Loc::Out(k) => &outs[k][c0..c0 + m],
     }
-}
-
-/// Asks the cache for the lines of `data` ahead of use (a hint; no-op off x86-64).
-#[inline(always)]
-fn prefetch<T>(data: &[T]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        let p = data.as_ptr().cast::<i8>();
-        for off in (0..std::mem::size_of_val(data)).step_by(64) {
-            // SAFETY: the address lies inside `data`, and a prefetch never faults or writes.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.add(off)) };
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = data;
 }
 
 /// Runs the plan over one work item: `outs` are the outputs' slices starting at global index `start`.

@@ -9,6 +9,7 @@ pub mod gemm;
 pub mod im2col;
 pub mod lowp;
 pub mod panels;
+pub mod prefetch;
 pub mod reduce;
 pub mod transpose;
 

@@ -1,9 +1,8 @@
 //! Adagrad with an initial accumulator and L2 weight decay (PyTorch `torch.optim.Adagrad`, no lr decay).
 
-use super::rows::{for_each_piece, plan_pieces, row_ahead, split_pieces};
+use super::rows::{for_each_piece, plan_pieces, prefetch_ahead, split_pieces};
 use super::slots::{Real, SlotSpec, SlotStore};
 use super::{GradData, chunk_len, densify, grad_data, row_len};
-use crate::backend::cpu::prefetch::prefetch;
 use crate::error::Result;
 use crate::tensor::Tensor;
 use crate::tensor::grad::Gradient;
@@ -48,10 +47,7 @@ impl Adagrad {
                     pieces.iter().zip(split_pieces(w, len, &pieces)).zip(split_pieces(s, len, &pieces)).collect();
                 for_each_piece(work, |((p, w), s)| {
                     for k in p.pos.clone() {
-                        if let Some(ahead) = row_ahead(p, &r.indices, k) {
-                            prefetch(&w[ahead * len..(ahead + 1) * len]);
-                            prefetch(&s[ahead * len..(ahead + 1) * len]);
-                        }
+                        prefetch_ahead(p, &r.indices, k, &[(&*w, len), (&*s, len)]);
                         let at = (r.indices[k] as usize - p.first) * len;
                         let g = &r.rows[k * len..(k + 1) * len];
                         for ((w, s), &g) in w[at..at + len].iter_mut().zip(&mut s[at..at + len]).zip(g) {

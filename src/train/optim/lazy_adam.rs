@@ -1,10 +1,9 @@
 //! Lazy Adam for embedding tables (TF Addons `LazyAdam`, PyTorch `SparseAdam`): only touched rows
 //! and their moments change.
 
-use super::rows::{for_each_piece, plan_pieces, row_ahead, split_pieces};
+use super::rows::{for_each_piece, plan_pieces, prefetch_ahead, split_pieces};
 use super::slots::{Real, SlotSpec, SlotStore};
 use super::{grad_data, row_len, touched_rows};
-use crate::backend::cpu::prefetch::prefetch;
 use crate::error::Result;
 use crate::tensor::Tensor;
 use crate::tensor::grad::Gradient;
@@ -58,11 +57,7 @@ impl LazyAdam {
             .collect();
         for_each_piece(work, |(p, w, m, v): (&super::rows::Piece, &mut [T], &mut [T], &mut [T])| {
             for k in p.pos.clone() {
-                if let Some(r) = row_ahead(p, indices, k) {
-                    for slot in [&*w, &*m, &*v] {
-                        prefetch(&slot[r * len..(r + 1) * len]);
-                    }
-                }
+                prefetch_ahead(p, indices, k, &[(&*w, len), (&*m, len), (&*v, len)]);
                 let at = (indices[k] as usize - p.first) * len;
                 let g = &rows[k * len..(k + 1) * len];
                 let cells = w[at..at + len].iter_mut().zip(&mut m[at..at + len]).zip(&mut v[at..at + len]);

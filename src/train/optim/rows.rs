@@ -3,6 +3,7 @@
 
 use super::slots::Real;
 use crate::backend::cpu::elementwise::host_slice;
+use crate::backend::cpu::prefetch::prefetch;
 use crate::device::Device;
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
@@ -193,12 +194,18 @@ pub(crate) struct Piece {
 /// instead of 4–7; 16 rows ahead did no better than 8.
 pub(crate) const ROWS_AHEAD: usize = 8;
 
-/// The row (relative to `p.first`) that the update of piece `p`'s `k`-th index should
-/// prefetch: [`ROWS_AHEAD`] touched rows later, if the piece has it.
+/// Before the update of piece `p`'s `k`-th index: asks the cache for the table row
+/// [`ROWS_AHEAD`] touched rows later, if the piece has it, in each of `slots` (the piece's
+/// part of the table or of an optimizer slot, and its elements per row).
 #[inline(always)]
-pub(crate) fn row_ahead(p: &Piece, indices: &[i64], k: usize) -> Option<usize> {
+pub(crate) fn prefetch_ahead<T>(p: &Piece, indices: &[i64], k: usize, slots: &[(&[T], usize)]) {
     let later = k + ROWS_AHEAD;
-    (later < p.pos.end).then(|| indices[later] as usize - p.first)
+    if later < p.pos.end {
+        let r = indices[later] as usize - p.first;
+        for &(data, per_row) in slots {
+            prefetch(&data[r * per_row..(r + 1) * per_row]);
+        }
+    }
 }
 
 /// Splits touched rows into pieces owning disjoint table ranges: one piece unless the work

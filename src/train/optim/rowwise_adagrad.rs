@@ -1,10 +1,9 @@
 //! Row-wise Adagrad for embedding tables (ALGORITHMS.md §5; FBGEMM `rowwise_adagrad`, TorchRec): one
 //! accumulator per row, touched rows only.
 
-use super::rows::{Piece, for_each_piece, plan_pieces, row_ahead, split_pieces};
+use super::rows::{Piece, for_each_piece, plan_pieces, prefetch_ahead, split_pieces};
 use super::slots::{Real, SlotSpec, SlotStore};
 use super::{grad_data, row_len, touched_rows};
-use crate::backend::cpu::prefetch::prefetch;
 use crate::error::Result;
 use crate::tensor::Tensor;
 use crate::tensor::grad::Gradient;
@@ -76,10 +75,7 @@ impl RowwiseAdagrad {
         let hyper = self.hyper;
         for_each_piece(work, |(p, w, acc)| {
             for k in p.pos.clone() {
-                if let Some(r) = row_ahead(p, indices, k) {
-                    prefetch(&w[r * len..(r + 1) * len]);
-                    prefetch(&acc[r..r + 1]);
-                }
+                prefetch_ahead(p, indices, k, &[(&*w, len), (&*acc, 1)]);
                 let r = indices[k] as usize - p.first;
                 hyper.row(&mut w[r * len..(r + 1) * len], &mut acc[r], &rows[k * len..(k + 1) * len], lr);
             }

@@ -1,9 +1,8 @@
 //! SGD with heavy-ball or Nesterov momentum and L2 weight decay (PyTorch `torch.optim.SGD`, no dampening).
 
-use super::rows::{for_each_piece, plan_pieces, row_ahead, split_pieces};
+use super::rows::{for_each_piece, plan_pieces, prefetch_ahead, split_pieces};
 use super::slots::{Real, SlotSpec, SlotStore};
 use super::{GradData, chunk_len, densify, grad_data, row_len};
-use crate::backend::cpu::prefetch::prefetch;
 use crate::error::Result;
 use crate::tensor::Tensor;
 use crate::tensor::grad::Gradient;
@@ -40,9 +39,7 @@ impl Sgd {
                 let parts = split_pieces(w, len, &pieces);
                 for_each_piece(pieces.iter().zip(parts).collect(), |(p, w)| {
                     for k in p.pos.clone() {
-                        if let Some(ahead) = row_ahead(p, &r.indices, k) {
-                            prefetch(&w[ahead * len..(ahead + 1) * len]);
-                        }
+                        prefetch_ahead(p, &r.indices, k, &[(&*w, len)]);
                         let at = (r.indices[k] as usize - p.first) * len;
                         for (w, &g) in w[at..at + len].iter_mut().zip(&r.rows[k * len..(k + 1) * len]) {
                             *w = *w - lr * g;

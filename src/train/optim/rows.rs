@@ -192,7 +192,7 @@ pub(crate) struct Piece {
 /// DCN-v2 tables (26 × 100,000 × 16, about 4,000 touched rows each, two threads) one step's
 /// row-wise Adagrad took 4–5 ms instead of 12–23, lazy Adam 7–12 instead of 14–25, SGD 2–3
 /// instead of 4–7; 16 rows ahead did no better than 8.
-pub(crate) const ROWS_AHEAD: usize = 8;
+const ROWS_AHEAD: usize = 8;
 
 /// Before the update of piece `p`'s `k`-th index: asks the cache for the table row
 /// [`ROWS_AHEAD`] touched rows later, if the piece has it, in each of `slots` (the piece's

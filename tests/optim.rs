@@ -394,6 +394,48 @@ fn coalesce_rows_sums_duplicates_in_ascending_order() {
 }
 
 #[test]
+fn coalesce_rows_of_many_indices_and_strided_rows_matches_its_reference() {
+    // Enough indices for the radix sort, with duplicates: indices below 2^31 (three radix
+    // passes) and below 2^39 (too wide to pack: the comparison sort). The rows are one field of
+    // a [n, 3, 2] batch gradient, read in place through its stride, as a graph's per-table row
+    // gradient is.
+    let n = 1000usize;
+    let mut g = deepseek::Generator::new(9);
+    let batch: Vec<f64> = (0..n * 6).map(|_| g.normal()).collect();
+    let rows = t64(&batch, &[n, 3, 2]).slice(1, 1, 2, 1).unwrap().reshape(&[n as i64, 2]).unwrap();
+    assert!(!rows.is_contiguous());
+    for drop_bits in [33, 25] {
+        let idx: Vec<i64> =
+            (0..n).map(|k| if k % 3 == 0 { (k % 40) as i64 } else { (g.next_u64() >> drop_bits) as i64 }).collect();
+        // Reference: ascending unique indices, each row the sum in order of appearance.
+        let mut want: std::collections::BTreeMap<i64, [f64; 2]> = Default::default();
+        for (k, &i) in idx.iter().enumerate() {
+            let r = [batch[k * 6 + 2], batch[k * 6 + 3]];
+            want.entry(i).and_modify(|s| (s[0], s[1]) = (s[0] + r[0], s[1] + r[1])).or_insert(r);
+        }
+        let (ui, ur) = coalesce_rows(&Tensor::from_slice(&idx, &[n]).unwrap(), &rows).unwrap();
+        assert_eq!(
+            ui.to_vec::<i64>().unwrap(),
+            want.keys().copied().collect::<Vec<_>>(),
+            "indices < 2^{}",
+            64 - drop_bits
+        );
+        let sums: Vec<f64> = want.values().flatten().copied().collect();
+        assert_eq!(vals(&ur), sums, "indices < 2^{}: sums must be bitwise, in order of appearance", 64 - drop_bits);
+    }
+    // The optimizers coalesce the same way: on a small table (indices modulo its rows), SGD
+    // given the uncoalesced strided rows equals SGD given coalesce_rows' result, bitwise.
+    let small: Vec<i64> = (0..n as i64).map(|k| (k * 37) % 97).collect();
+    let small_t = Tensor::from_slice(&small, &[n]).unwrap();
+    let (si, sr) = coalesce_rows(&small_t, &rows).unwrap();
+    let table: Vec<f64> = (0..97 * 2).map(|k| k as f64 * 0.5).collect();
+    let (mut a, mut b) = (t64(&table, &[97, 2]), t64(&table, &[97, 2]));
+    opt("sgd", &[]).update("emb", &mut a, &Gradient::Rows { indices: small_t, rows }, 0.1).unwrap();
+    opt("sgd", &[]).update("emb", &mut b, &Gradient::Rows { indices: si, rows: sr }, 0.1).unwrap();
+    assert_eq!(vals(&a), vals(&b));
+}
+
+#[test]
 fn coalesce_rows_rejects_bad_input() {
     let r = t64(&[1.0, 2.0], &[2, 1]);
     assert!(err_text(coalesce_rows(&Tensor::from_slice(&[0i64, -1], &[2]).unwrap(), &r)).contains("-1"));

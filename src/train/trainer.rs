@@ -14,7 +14,7 @@
 use super::amp::{self as amp_wiring, LOSS_SCALE_INPUT};
 use super::checkpoint::{Checkpoint, CheckpointDir};
 use super::memory::{MemoryStats, MemoryTracker};
-use super::optim::{LrSchedule, Optimizer, OptimizerConfig, clip_grad_norm, coalesce_rows};
+use super::optim::{LrSchedule, Optimizer, OptimizerConfig, clip_grad_norm, coalesce_each};
 use crate::amp::{GradScaler, GradScalerOptions};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -222,12 +222,18 @@ impl Trainer {
             let g = match &p.grad {
                 ParamGrad::Dense(_) => Gradient::Dense(it.next().expect("one fetch per dense gradient")),
                 ParamGrad::Rows { .. } => {
-                    let (indices, rows) = (it.next().expect("indices fetch"), it.next().expect("rows fetch"));
-                    let (indices, rows) = coalesce_rows(&indices, &rows)?;
-                    Gradient::Rows { indices, rows }
+                    Gradient::Rows { indices: it.next().expect("indices fetch"), rows: it.next().expect("rows fetch") }
                 }
             };
             gradients.push(g);
+        }
+        // Duplicate indices summed first, so the loss scaler unscales (and clipping measures)
+        // each table row once.
+        let coalesced = coalesce_each(&gradients)?;
+        for (g, merged) in gradients.iter_mut().zip(coalesced) {
+            if let Some((indices, rows)) = merged {
+                *g = Gradient::Rows { indices, rows };
+            }
         }
         if let Some(s) = self.scaler.as_mut().filter(|s| s.is_enabled()) {
             let found_inf = s.unscale(&mut gradients)? || !loss.is_finite();

@@ -1,6 +1,6 @@
 //! Gradient clipping by global L2 norm (PyTorch `clip_grad_norm_`), over dense and row gradients.
 
-use super::rows::{coalesce_rows, host_data, index_slice, is_strictly_ascending};
+use super::rows::{coalesce_each, host_data};
 use super::slots::Real;
 use crate::backend::cpu::elementwise::par_chunks;
 use crate::dtype::DType;
@@ -21,16 +21,10 @@ pub fn clip_grad_norm(grads: &mut [Gradient], max_norm: f64) -> Result<f64> {
     if !(max_norm.is_finite() && max_norm > 0.0) {
         return Err(Error::range("max_norm", format!("clip_grad_norm: must be finite and > 0, given {max_norm}")));
     }
-    let mut coalesced: Vec<Option<(Tensor, Tensor)>> = Vec::with_capacity(grads.len());
+    let coalesced = coalesce_each(grads)?;
     let mut total = 0.0f64;
-    for (k, g) in grads.iter().enumerate() {
-        let merged = match g {
-            Gradient::Rows { indices, rows } if !is_strictly_ascending(&index_slice(indices, "grads.indices")?) => {
-                Some(coalesce_rows(indices, rows)?)
-            }
-            _ => None,
-        };
-        let values = match (&merged, g) {
+    for (k, (g, merged)) in grads.iter().zip(&coalesced).enumerate() {
+        let values = match (merged, g) {
             (Some((_, rows)), _) | (None, Gradient::Rows { rows, .. }) => rows,
             (None, Gradient::Dense(t)) => t,
         };
@@ -42,7 +36,6 @@ pub fn clip_grad_norm(grads: &mut [Gradient], max_norm: f64) -> Result<f64> {
             )));
         }
         total += sq;
-        coalesced.push(merged);
     }
     let norm = total.sqrt();
     if !norm.is_finite() {

@@ -22,6 +22,7 @@ mod slots;
 
 pub use clip::clip_grad_norm;
 pub use config::OptimizerConfig;
+pub(crate) use rows::coalesce_each;
 pub use rows::coalesce_rows;
 pub use schedule::LrSchedule;
 

@@ -1,7 +1,7 @@
 //! Whether a plan's levels are worth running side by side: they pair matrix products of unequal size.
 
 use super::plan::Plan;
-use crate::graph::{Graph, NodeId, NodeKind};
+use crate::graph::{Dim, Graph, NodeId, NodeKind};
 use crate::ops::{OpDef, OpKind, linalg};
 
 /// Whether some level of `plan` holds two matrix products whose sizes differ by more than an
@@ -17,7 +17,8 @@ use crate::ops::{OpDef, OpKind, linalg};
 pub(crate) fn pairs_unequal_products(plan: &Plan) -> bool {
     let graph = &plan.graph;
     plan.levels.iter().any(|level| {
-        let products: Vec<Option<usize>> = level.iter().filter_map(|&n| product_size(graph, n)).collect();
+        let products: Vec<Option<usize>> =
+            level.iter().filter_map(|&n| product_size(graph, n, &|d| d.fixed().unwrap_or(SYMBOLIC_DIM))).collect();
         let sizes: Option<Vec<usize>> = products.iter().copied().collect();
         match sizes {
             _ if products.len() < 2 => false,
@@ -34,10 +35,16 @@ pub(crate) fn pairs_unequal_products(plan: &Plan) -> bool {
 /// A symbolic dimension's stand-in when sizes are compared: a serving batch.
 const SYMBOLIC_DIM: usize = 256;
 
-/// `None` if node `n` is no matrix product; else its multiply-adds, with every symbolic
-/// dimension taken as [`SYMBOLIC_DIM`], or `Some(None)` for a product whose size is not
-/// estimated here (a convolution).
-fn product_size(graph: &Graph, n: NodeId) -> Option<Option<usize>> {
+/// Multiply-adds of all of `plan`'s matrix products, each dimension sized by `size`; `None`
+/// when some product's size is not estimated here (a convolution).
+pub(crate) fn product_work(plan: &Plan, size: &dyn Fn(&Dim) -> usize) -> Option<usize> {
+    let mut sizes = plan.levels.iter().flatten().filter_map(|&n| product_size(&plan.graph, n, size));
+    sizes.try_fold(0usize, |total, s| s.map(|s| total.saturating_add(s)))
+}
+
+/// `None` if node `n` is no matrix product; else its multiply-adds, each dimension sized by
+/// `size`, or `Some(None)` for a product whose size is not estimated here (a convolution).
+fn product_size(graph: &Graph, n: NodeId, size: &dyn Fn(&Dim) -> usize) -> Option<Option<usize>> {
     let node = graph.node(n);
     let op: &OpDef = match &node.kind {
         NodeKind::Op { op, .. } => op,
@@ -49,7 +56,7 @@ fn product_size(graph: &Graph, n: NodeId) -> Option<Option<usize>> {
     }
     let dims = |i: usize| -> Option<Vec<usize>> {
         let v = node.inputs.get(i)?;
-        Some(graph.value(*v).ty.dims.iter().map(|d| d.fixed().unwrap_or(SYMBOLIC_DIM)).collect())
+        Some(graph.value(*v).ty.dims.iter().map(size).collect())
     };
     let (Some(x), Some(other)) = (dims(0), dims(1)) else { return Some(None) };
     // x [.., k] times a k × n matrix (matmul, bmm) or an n × k weight (linear): numel(x) · n.
@@ -58,7 +65,7 @@ fn product_size(graph: &Graph, n: NodeId) -> Option<Option<usize>> {
         [.., n] if std::ptr::eq(op, &linalg::MATMUL) || std::ptr::eq(op, &linalg::BMM) => Some(*n),
         _ => None,
     };
-    Some(columns.map(|n| x.iter().product::<usize>() * n))
+    Some(columns.map(|n| x.iter().fold(n, |m, &d| m.saturating_mul(d))))
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! `Executor`: an optimised, planned graph that many threads may run at once; each run owns its value table.
 
-use super::branches::pairs_unequal_products;
+use super::branches::{pairs_unequal_products, product_work};
 use super::cancel::CancelToken;
 use super::epilogue::run_epilogue;
 use super::plan::Plan;
@@ -9,7 +9,7 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::graph::dim::Bindings;
 use crate::graph::infer::at_node;
-use crate::graph::{Graph, Node, NodeId, NodeKind, Product, ValueId};
+use crate::graph::{Dim, Graph, Node, NodeId, NodeKind, Product, ValueId};
 use crate::ops::fused::{FusedProgram, pointwise_in_place, prepare, run_fused, run_prepared};
 use crate::ops::linalg::{WeightPanels, linear_with_panels, reads_packed_faster};
 use crate::ops::util::broadcast_shapes;
@@ -38,6 +38,7 @@ pub struct ExecOptions {
     /// Most nodes run at once (inter-op parallelism): 0 = as many as the engine's thread
     /// pool has threads where a level pairs matrix products of unequal size, else one node
     /// at a time (see `branches.rs`); 1 = one node at a time. Ops parallelise inside either way.
+    /// A request whose products come to few multiply-adds (batch 1) runs one node at a time.
     pub inter_op_threads: usize,
 }
 
@@ -133,7 +134,10 @@ impl Executor {
         options: &RunOptions,
     ) -> Result<(Vec<Tensor>, RunStats)> {
         let request = CpuRequest::enter(self.options.device);
-        if request.as_ref().is_some_and(|r| r.alone) && self.side_by_side && self.inter_op_width() > 1 {
+        // A small request runs one node at a time on the caller's thread: handing its levels
+        // to the pool costs more than its nodes take.
+        let width = if self.side_by_side && self.is_small_request(feeds) { 1 } else { self.inter_op_width() };
+        if request.as_ref().is_some_and(|r| r.alone) && width > 1 {
             // A plan with levels to run side by side: the whole request on a pool thread,
             // so each level and each parallel op in it is a join between workers that are
             // already awake, where from the caller's thread every one would hand work to
@@ -144,9 +148,27 @@ impl Executor {
             // instead, which then takes a share of each split op itself
             // (`for_each_part_pinned`): batch-1 MLP inference took 0.76–0.82 of the time it
             // took run whole on the pool (BENCHMARKS.md).
-            return crate::runtime::install(|| self.run_levels(feeds, fetches, options));
+            return crate::runtime::install(|| self.run_levels(feeds, fetches, options, width));
         }
-        self.run_levels(feeds, fetches, options)
+        self.run_levels(feeds, fetches, options, width)
+    }
+
+    /// Whether the matrix products of a request with `feeds` (their symbolic sizes bound by
+    /// the feeds) come to fewer than [`SMALL_REQUEST_WORK`] multiply-adds. Feeds that do not
+    /// bind are left to the run to report.
+    fn is_small_request(&self, feeds: &[(&str, &Tensor)]) -> bool {
+        let graph = &self.plan.graph;
+        let mut bindings = Bindings::default();
+        for (name, t) in feeds {
+            if let Some(v) = self.plan.feedable.get(*name) {
+                let _ = bindings.bind(name, &graph.value(*v).ty, t.shape());
+            }
+        }
+        let size = |d: &Dim| match d {
+            Dim::Fixed(n) => *n,
+            Dim::Sym(s) => bindings.get(s).unwrap_or(usize::MAX),
+        };
+        product_work(&self.plan, &size).is_some_and(|work| work < SMALL_REQUEST_WORK)
     }
 
     /// How many nodes of one level may run at once.
@@ -158,12 +180,14 @@ impl Executor {
         }
     }
 
-    /// [`Executor::run_with`]'s work, on whichever thread it is called.
+    /// [`Executor::run_with`]'s work, on whichever thread it is called, at most `width`
+    /// nodes of a level at once.
     fn run_levels(
         &self,
         feeds: &[(&str, &Tensor)],
         fetches: &[&str],
         options: &RunOptions,
+        width: usize,
     ) -> Result<(Vec<Tensor>, RunStats)> {
         let plan = &*self.plan;
         let graph = &plan.graph;
@@ -184,7 +208,6 @@ impl Executor {
         // The same, for values that are not graph outputs.
         let mut inter = LiveBytes::default();
         let is_output = |v: ValueId| plan.is_output[v.0];
-        let width = self.inter_op_width();
         // Reused across levels: a request should not allocate per level.
         let mut todo: Vec<NodeId> = Vec::new();
         let mut results: Vec<(NodeId, Result<Vec<Tensor>>, u64)> = Vec::new();
@@ -330,6 +353,12 @@ impl Executor {
         Ok(())
     }
 }
+
+/// Multiply-adds below which a request of a plan whose levels run side by side runs one
+/// node at a time on the caller's thread instead. A batch-1 DCN-v2 request (about 0.9
+/// million) took 0.067–0.092 ms so against 0.155–0.182 ms handed to the pool (BENCHMARKS.md);
+/// batch 256 (about 240 million) was faster side by side.
+const SMALL_REQUEST_WORK: usize = 1 << 22;
 
 /// Elements a level must touch before its nodes are spread over the pool: handing a node to
 /// another thread costs microseconds (more on a busy machine), which a batch-1 request's
@@ -567,5 +596,35 @@ mod tests {
         assert_eq!(work(1, 0), 1 + 16, "one id and the one row it picks");
         assert_eq!(work(256, 0), 256 + 256 * 16, "a batch picks a row per id");
         assert_eq!(work(1, 1), 1_600_000, "other ops count the whole table");
+    }
+
+    #[test]
+    fn a_batch_1_request_of_a_side_by_side_plan_is_small_and_a_batch_of_256_is_not() {
+        use crate::nn::models::{CtrModelConfig, dcn_v2};
+        let cfg = CtrModelConfig { vocab_sizes: vec![50; 26], ..CtrModelConfig::default() };
+        let ex = Executor::new(&dcn_v2(&cfg).unwrap(), ExecOptions::default()).unwrap();
+        assert!(ex.side_by_side);
+        let request = |batch: usize| {
+            let dense = Tensor::zeros(&[batch, cfg.num_dense], DType::F32, Device::Cpu).unwrap();
+            let ids = Tensor::zeros(&[batch, 26], DType::I64, Device::Cpu).unwrap();
+            (dense, ids)
+        };
+        let (d1, i1) = request(1);
+        assert!(ex.is_small_request(&[("dense", &d1), ("ids", &i1)]));
+        let (d256, i256) = request(256);
+        assert!(!ex.is_small_request(&[("dense", &d256), ("ids", &i256)]));
+        // Unbound symbols count as huge, unknown feeds are left to the run: not small.
+        assert!(!ex.is_small_request(&[("nonsense", &d1)]));
+        // Both sizes run, and give the same rows as one node at a time.
+        let seq =
+            Executor::new(&dcn_v2(&cfg).unwrap(), ExecOptions { inter_op_threads: 1, ..Default::default() }).unwrap();
+        for (d, i) in [(&d1, &i1), (&d256, &i256)] {
+            let label = Tensor::zeros(&[d.shape()[0]], DType::F32, Device::Cpu).unwrap();
+            let feeds = [("dense", d), ("ids", i), ("label", &label)];
+            let fetch = [ex.graph().outputs()[0].0.as_str()];
+            let a = ex.run(&feeds, &fetch).unwrap()[0].to_vec::<f32>().unwrap();
+            let b = seq.run(&feeds, &fetch).unwrap()[0].to_vec::<f32>().unwrap();
+            assert_eq!(a, b);
+        }
     }
 }

@@ -86,6 +86,11 @@ impl fmt::Display for ValueType {
 pub struct Bindings(HashMap<String, usize>);
 
 impl Bindings {
+    /// The size bound to `symbol`, if a feed bound it.
+    pub fn get(&self, symbol: &str) -> Option<usize> {
+        self.0.get(symbol).copied()
+    }
+
     /// Checks `shape` against `ty` and binds its symbols; a fixed size that differs, a rank
     /// that differs or a symbol seen with another size is an error naming `what`.
     pub fn bind(&mut self, what: &str, ty: &ValueType, shape: &[usize]) -> Result<()> {

@@ -356,8 +356,8 @@ impl Executor {
 
 /// Multiply-adds below which a request of a plan whose levels run side by side runs one
 /// node at a time on the caller's thread instead. A batch-1 DCN-v2 request (about 0.9
-/// million) took 0.067–0.092 ms so against 0.155–0.182 ms handed to the pool (BENCHMARKS.md);
-/// batch 256 (about 240 million) was faster side by side.
+/// million) took 0.07–0.09 ms one node at a time against 0.155–0.182 ms handed to the pool
+/// (BENCHMARKS.md); batch 256 (about 240 million) was faster side by side.
 const SMALL_REQUEST_WORK: usize = 1 << 22;
 
 /// Elements a level must touch before its nodes are spread over the pool: handing a node to

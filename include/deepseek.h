@@ -647,8 +647,9 @@ DsStatus ds_exec_options_set_device(DsExecOptions *options,
  * engine's thread pool has threads (`ds_set_num_threads`) where the graph runs matrix
  * products of unequal size beside each other (a cross network beside a deep tower), else
  * one node at a time; 1 = one node at a time (for services that already run one request
- * per thread); n = up to n. Ops parallelise inside either way.
- * Negative values are an error.
+ * per thread); n = up to n. Ops parallelise inside either way. A request whose matrix
+ * products come to few multiply-adds (a batch-1 request) runs one node at a time whatever
+ * the setting. Negative values are an error.
  *
  * Thread safety: one thread at a time per options object.
  *

@@ -134,9 +134,13 @@ impl Executor {
         options: &RunOptions,
     ) -> Result<(Vec<Tensor>, RunStats)> {
         let request = CpuRequest::enter(self.options.device);
+        let graph = &self.plan.graph;
+        let fetch_ids = fetches.iter().map(|f| graph.output(f)).collect::<Result<Vec<_>>>()?;
+        let mut values = self.plan.preset.clone();
+        let bindings = self.bind_feeds(feeds, &mut values)?;
         // A small request runs one node at a time on the caller's thread: handing its levels
         // to the pool costs more than its nodes take.
-        let width = if self.side_by_side && self.is_small_request(feeds) { 1 } else { self.inter_op_width() };
+        let width = if self.side_by_side && self.is_small_request(&bindings) { 1 } else { self.inter_op_width() };
         if request.as_ref().is_some_and(|r| r.alone) && width > 1 {
             // A plan with levels to run side by side: the whole request on a pool thread,
             // so each level and each parallel op in it is a join between workers that are
@@ -148,22 +152,14 @@ impl Executor {
             // instead, which then takes a share of each split op itself
             // (`for_each_part_pinned`): batch-1 MLP inference took 0.76–0.82 of the time it
             // took run whole on the pool (BENCHMARKS.md).
-            return crate::runtime::install(|| self.run_levels(feeds, fetches, options, width));
+            return crate::runtime::install(|| self.run_levels(values, &fetch_ids, fetches, options, width));
         }
-        self.run_levels(feeds, fetches, options, width)
+        self.run_levels(values, &fetch_ids, fetches, options, width)
     }
 
-    /// Whether the matrix products of a request with `feeds` (their symbolic sizes bound by
-    /// the feeds) come to fewer than [`SMALL_REQUEST_WORK`] multiply-adds. Feeds that do not
-    /// bind are left to the run to report.
-    fn is_small_request(&self, feeds: &[(&str, &Tensor)]) -> bool {
-        let graph = &self.plan.graph;
-        let mut bindings = Bindings::default();
-        for (name, t) in feeds {
-            if let Some(v) = self.plan.feedable.get(*name) {
-                let _ = bindings.bind(name, &graph.value(*v).ty, t.shape());
-            }
-        }
+    /// Whether the matrix products of a request, its symbols sized by `bindings` (unbound
+    /// ones as huge), come to fewer than [`SMALL_REQUEST_WORK`] multiply-adds.
+    fn is_small_request(&self, bindings: &Bindings) -> bool {
         let size = |d: &Dim| match d {
             Dim::Fixed(n) => *n,
             Dim::Sym(s) => bindings.get(s).unwrap_or(usize::MAX),
@@ -180,21 +176,19 @@ impl Executor {
         }
     }
 
-    /// [`Executor::run_with`]'s work, on whichever thread it is called, at most `width`
-    /// nodes of a level at once.
+    /// [`Executor::run_with`]'s work on the fed `values`, on whichever thread it is called, at
+    /// most `width` nodes of a level at once; `fetch_ids` are the values named `fetches`.
     fn run_levels(
         &self,
-        feeds: &[(&str, &Tensor)],
+        mut values: Vec<Option<Tensor>>,
+        fetch_ids: &[ValueId],
         fetches: &[&str],
         options: &RunOptions,
         width: usize,
     ) -> Result<(Vec<Tensor>, RunStats)> {
         let plan = &*self.plan;
         let graph = &plan.graph;
-        let fetch_ids = fetches.iter().map(|f| graph.output(f)).collect::<Result<Vec<_>>>()?;
-        let mut values = plan.preset.clone();
-        self.bind_feeds(feeds, &mut values)?;
-        let needed = needed_nodes(graph, &fetch_ids);
+        let needed = needed_nodes(graph, fetch_ids);
         if let Some(missing) =
             graph.inputs().iter().find(|(_, v)| values[v.0].is_none() && needed[graph.value(*v).node.0])
         {
@@ -322,7 +316,8 @@ impl Executor {
         }
     }
 
-    fn bind_feeds(&self, feeds: &[(&str, &Tensor)], values: &mut [Option<Tensor>]) -> Result<()> {
+    /// Checks `feeds` and puts them in `values`; returns the sizes they bind the symbols to.
+    fn bind_feeds(&self, feeds: &[(&str, &Tensor)], values: &mut [Option<Tensor>]) -> Result<Bindings> {
         let graph = &self.plan.graph;
         let mut bindings = Bindings::default();
         let mut seen: HashMap<&str, ()> = HashMap::new();
@@ -350,7 +345,7 @@ impl Executor {
             bindings.bind(name, ty, t.shape())?;
             values[v.0] = Some(t.detach());
         }
-        Ok(())
+        Ok(bindings)
     }
 }
 
@@ -609,12 +604,16 @@ mod tests {
             let ids = Tensor::zeros(&[batch, 26], DType::I64, Device::Cpu).unwrap();
             (dense, ids)
         };
+        let small = |feeds: &[(&str, &Tensor)]| {
+            let mut values = ex.plan.preset.clone();
+            ex.is_small_request(&ex.bind_feeds(feeds, &mut values).unwrap())
+        };
         let (d1, i1) = request(1);
-        assert!(ex.is_small_request(&[("dense", &d1), ("ids", &i1)]));
+        assert!(small(&[("dense", &d1), ("ids", &i1)]));
         let (d256, i256) = request(256);
-        assert!(!ex.is_small_request(&[("dense", &d256), ("ids", &i256)]));
-        // Unbound symbols count as huge, unknown feeds are left to the run: not small.
-        assert!(!ex.is_small_request(&[("nonsense", &d1)]));
+        assert!(!small(&[("dense", &d256), ("ids", &i256)]));
+        // Unbound symbols count as huge: not small.
+        assert!(!ex.is_small_request(&Bindings::default()));
         // Both sizes run, and give the same rows as one node at a time.
         let seq =
             Executor::new(&dcn_v2(&cfg).unwrap(), ExecOptions { inter_op_threads: 1, ..Default::default() }).unwrap();

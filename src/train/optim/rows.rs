@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::runtime::{PARALLEL_THRESHOLD, install, num_threads};
 use crate::tensor::Tensor;
 use crate::tensor::grad::Gradient;
+use crate::tensor::layout::Layout;
 use rayon::prelude::*;
 use std::borrow::Cow;
 use std::ops::Range;
@@ -96,14 +97,7 @@ impl<'a, T: Element> RowSource<'a, T> {
 
 /// Whether every row (index along the first dimension) of `t` is one row-major run.
 fn rows_are_contiguous(t: &Tensor) -> bool {
-    let mut run = 1;
-    for (&size, &stride) in t.shape().iter().zip(t.strides()).skip(1).rev() {
-        if size != 1 && stride != run {
-            return false;
-        }
-        run *= size;
-    }
-    true
+    Layout::from_parts(&t.shape()[1..], &t.strides()[1..], 0).is_contiguous()
 }
 
 /// Positions of an index list grouped by index: `order` lists them by ascending index, ties

@@ -324,7 +324,11 @@ pub fn gemm_into<T: GemmFloat>(
     if threads > 1 && splits_columns(m, n, k, threads) {
         // Serial products on pieces of columns, each thread starting on its own block, the same
         // block each call (a fixed weight's block stays in that core's cache).
-        let split = ColumnSplit::new(n, threads);
+        let split = match rhs {
+            Rhs::Strided if k >= DEEP_PRODUCT => ColumnSplit::with_pieces_of(n, threads, DEEP_PIECE),
+            // Panels are cut in pieces of SUB_BLOCK, and PANEL_SCRATCH holds one.
+            _ => ColumnSplit::new(n, threads),
+        };
         let piece = |(j0, j1): (usize, usize)| {
             match rhs {
                 Rhs::PackedHere => with_scratch::<T>(PANEL_SCRATCH, |scratch| {
@@ -361,10 +365,9 @@ pub fn gemm_into<T: GemmFloat>(
         // whose cross network and MLP run side by side, 0.87 / 0.90× the time; the MLP level.
         for_each_part_pinned(split.pieces_total(), |i| piece(split.piece(i)));
     } else if threads > 1 {
-        if splits_rows(n, k) {
-            // Serial products on pieces of rows, handed out as parts: each packs the small
-            // right operand itself, and a faster thread takes more pieces.
-            let pieces = (m / ROW_PIECE_MIN).clamp(1, ROW_PIECES_PER_THREAD * threads);
+        if let Some(pieces) = row_pieces(m, n, k, threads) {
+            // Serial products on pieces of rows, handed out as parts: each packs the right
+            // operand itself, and a faster thread takes more pieces.
             let rows = m.div_ceil(pieces);
             for_each_part_pinned(pieces, |i| {
                 for depths in depth_blocks(k) {
@@ -420,24 +423,64 @@ fn splits_columns(m: usize, n: usize, k: usize, threads: usize) -> bool {
     m <= 512 && k >= 256 && n >= 128 * threads
 }
 
-/// Whether [`gemm_into`] splits a product that does not split by columns into pieces of rows
-/// instead of letting gemm split it: where the `k × n` right operand is small enough that
-/// every piece packing it again costs little. gemm's own split gained nothing over one
-/// thread on products of up to a few million multiply-adds, and lost to row pieces beyond
-/// (in-process, median of 5 rounds of 201 calls, µs, gemm's split → row pieces): 128 × 10 by
-/// depth 512 33 → 20, 512 × 10 by 512 136 → 87, 4096 × 10 by 512 662 → 432, 256 × 128 by 64
-/// 28 → 16, 512 × 512 by 128 280 → 250; at 1024 × 1024 by 1024 (a 4 MiB right operand) gemm's
-/// split won, 8.0 against 9.8 ms.
-fn splits_rows(n: usize, k: usize) -> bool {
-    n * k <= ROW_SPLIT_RHS
+/// Depth from which a product split by columns reads its right operand through strides in
+/// pieces of [`DEEP_PIECE`] columns rather than [`SUB_BLOCK`]: every piece packs the whole
+/// `m × k` left operand again, and on a deep product (a weight gradient summed over a batch
+/// of thousands) that packing is a large part of a narrow piece's work. In-process A/B on
+/// the DCN-v2 training step at batch 4096 (its six weight gradients of depth 4096, 16
+/// alternating rounds of 3 steps, median per-round time ratio): 0.94, 0.98, 0.95.
+const DEEP_PRODUCT: usize = 2048;
+
+/// Columns per piece of a deep product split by columns (see [`DEEP_PRODUCT`]).
+const DEEP_PIECE: usize = 128;
+
+/// How many pieces of rows [`gemm_into`] splits a product that does not split by columns
+/// into, or `None` where gemm splits it. Each piece packs the right operand again, so a
+/// small one (at most [`ROW_SPLIT_RHS`] elements) is split into pieces of at least
+/// [`ROW_PIECE_MIN`] rows, a larger one into pieces of at least [`LARGE_ROW_PIECE_MIN`]
+/// rows, and a product with a still larger right operand, or too short for two such
+/// pieces, is left to gemm.
+///
+/// Small right operands: gemm's own split gained nothing over one thread on products of up
+/// to a few million multiply-adds, and lost to row pieces beyond (in-process, median of 5
+/// rounds of 201 calls, µs, gemm's split → row pieces): 128 × 10 by depth 512 33 → 20, 512 ×
+/// 10 by 512 136 → 87, 4096 × 10 by 512 662 → 432, 256 × 128 by 64 28 → 16, 512 × 512 by
+/// 128 280 → 250.
+///
+/// Larger ones, up to [`LARGE_ROW_SPLIT_RHS`] (the DCN-v2's cross layers and first deep
+/// layer at batch 4096: 429 × 429 and 429 × 512): gemm's split shares packed blocks between
+/// its threads and waits for all of them at each block, so a thread the host preempts holds
+/// the other up. Calling gemm directly on two threads in a busy stretch (8 alternating
+/// rounds, median GFLOP/s, gemm's split → row pieces): 4096 × 429 by 429 138 → 212 (8
+/// pieces), 4096 × 512 by 429 146 → 213. The DCN-v2 training step at batch 4096, in-process
+/// A/B (alternating rounds of 3 steps, median per-round time ratio, five runs): 0.93–1.11,
+/// median 0.96. Beyond 2 MiB the repacking costs more than it saves: at 1024 × 1024 by 1024
+/// pieces of 256 rows were 0.90–0.97× the speed of gemm's split, of 128 rows 0.82×.
+fn row_pieces(m: usize, n: usize, k: usize, threads: usize) -> Option<usize> {
+    let most = ROW_PIECES_PER_THREAD * threads;
+    if n * k <= ROW_SPLIT_RHS {
+        Some((m / ROW_PIECE_MIN).clamp(1, most))
+    } else if n * k <= LARGE_ROW_SPLIT_RHS && m >= 2 * LARGE_ROW_PIECE_MIN {
+        Some((m / LARGE_ROW_PIECE_MIN).min(most))
+    } else {
+        None
+    }
 }
 
-/// The most right-operand elements for which products split by rows (512 KiB of f32).
+/// The most right-operand elements for which products split into pieces of at least
+/// [`ROW_PIECE_MIN`] rows (512 KiB of f32).
 const ROW_SPLIT_RHS: usize = 128 * 1024;
 
-/// Fewest rows in a piece of a product split by rows; fewer rows run as one piece on the
-/// calling thread.
+/// Fewest rows in a piece of a product with a small right operand; fewer rows run as one
+/// piece on the calling thread.
 const ROW_PIECE_MIN: usize = 64;
+
+/// The most right-operand elements for which products split into pieces of at least
+/// [`LARGE_ROW_PIECE_MIN`] rows (2 MiB of f32).
+const LARGE_ROW_SPLIT_RHS: usize = 512 * 1024;
+
+/// Fewest rows in a piece of a product with a larger right operand.
+const LARGE_ROW_PIECE_MIN: usize = 256;
 
 /// Pieces per thread of a product split by rows, so a faster thread can take more.
 const ROW_PIECES_PER_THREAD: usize = 4;
@@ -647,24 +690,29 @@ mod tests {
     fn every_split_of_a_product_matches_the_reference() {
         // Shapes that take the column split on two threads (n not a multiple of the block
         // alignment, a transposed left operand, accumulation onto what dst holds), the row
-        // split (one with rows in uneven pieces and depth in two blocks), and gemm's own; each
+        // split (one with rows in uneven pieces and depth in two blocks, one with a right
+        // operand too large for short pieces), a deep product in wide column pieces, and
+        // gemm's own (a short product, one with a large right operand); each
         // against an f64 reference and against the one-thread product.
         for (m, n, k, at, acc, split) in [
             (128, 300, 256, false, false, "columns"),
             (64, 512, 300, true, true, "columns"),
             (300, 64, 300, false, true, "rows"),
             (700, 100, 600, true, true, "rows"),
-            (600, 400, 400, false, false, "gemm"),
+            (600, 400, 400, false, false, "rows"),
+            (64, 300, 2100, true, false, "columns"),
+            (300, 800, 200, false, true, "gemm"),
+            (520, 1030, 510, false, false, "gemm"),
         ] {
             let a: Vec<f32> = (0..m * k).map(|i| ((i * 7919 % 1009) as f32 - 500.0) / 333.0).collect();
             let b: Vec<f32> = (0..k * n).map(|i| ((i * 104729 % 997) as f32 - 498.0) / 411.0).collect();
             let av = if at { MatView::new(0, 1, m) } else { MatView::new(0, k, 1) };
             let bv = MatView::new(0, n, 1);
             let start: Vec<f32> = (0..m * n).map(|i| (i % 13) as f32).collect();
-            let taken = match (splits_columns(m, n, k, 2), splits_rows(n, k)) {
+            let taken = match (splits_columns(m, n, k, 2), row_pieces(m, n, k, 2)) {
                 (true, _) => "columns",
-                (false, true) => "rows",
-                (false, false) => "gemm",
+                (false, Some(_)) => "rows",
+                (false, None) => "gemm",
             };
             assert_eq!(taken, split, "{m}x{n}x{k}");
             let mut two = start.clone();

@@ -13,17 +13,25 @@ const COLUMN_ALIGN: usize = 16;
 pub(crate) const SUB_BLOCK: usize = 64;
 
 /// How a product of `n` columns split over `threads` threads divides them: thread `t` owns
-/// block `t`, and computes it in pieces of at most [`SUB_BLOCK`] columns.
+/// block `t`, and computes it in pieces of at most [`SUB_BLOCK`] columns (or the width given
+/// to [`ColumnSplit::with_pieces_of`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ColumnSplit {
     n: usize,
     block: usize,
+    piece: usize,
 }
 
 impl ColumnSplit {
-    /// The split of `n > 0` columns over `threads > 0` threads.
+    /// The split of `n > 0` columns over `threads > 0` threads, in pieces of [`SUB_BLOCK`].
     pub fn new(n: usize, threads: usize) -> Self {
-        ColumnSplit { n, block: (n / threads).next_multiple_of(COLUMN_ALIGN).max(COLUMN_ALIGN) }
+        Self::with_pieces_of(n, threads, SUB_BLOCK)
+    }
+
+    /// The split of `n > 0` columns over `threads > 0` threads, in pieces of at most
+    /// `piece > 0` columns.
+    pub fn with_pieces_of(n: usize, threads: usize, piece: usize) -> Self {
+        ColumnSplit { n, block: (n / threads).next_multiple_of(COLUMN_ALIGN).max(COLUMN_ALIGN), piece: piece.max(1) }
     }
 
     /// How many blocks (at most the thread count: the last blocks may be empty and are dropped).
@@ -38,17 +46,17 @@ impl ColumnSplit {
 
     /// How many pieces all blocks hold together.
     pub fn pieces_total(&self) -> usize {
-        let per_block = self.block.div_ceil(SUB_BLOCK);
+        let per_block = self.block.div_ceil(self.piece);
         let last = self.blocks() - 1;
-        last * per_block + (self.n - last * self.block).div_ceil(SUB_BLOCK)
+        last * per_block + (self.n - last * self.block).div_ceil(self.piece)
     }
 
     /// Piece `i` of [`ColumnSplit::pieces_total`], counting block by block: its columns.
     pub fn piece(&self, i: usize) -> (usize, usize) {
-        let per_block = self.block.div_ceil(SUB_BLOCK);
+        let per_block = self.block.div_ceil(self.piece);
         let (b0, b1) = self.block(i / per_block);
-        let j0 = b0 + (i % per_block) * SUB_BLOCK;
-        (j0, (j0 + SUB_BLOCK).min(b1))
+        let j0 = b0 + (i % per_block) * self.piece;
+        (j0, (j0 + self.piece).min(b1))
     }
 }
 
@@ -78,20 +86,25 @@ mod tests {
 
     #[test]
     fn pieces_tile_the_columns_in_aligned_blocks() {
-        for (n, threads) in [(512, 2), (429, 2), (400, 3), (10, 4), (130, 1)] {
-            let split = ColumnSplit::new(n, threads);
+        let shapes =
+            [(512, 2, SUB_BLOCK), (429, 2, SUB_BLOCK), (400, 3, SUB_BLOCK), (10, 4, SUB_BLOCK), (130, 1, SUB_BLOCK)];
+        for (n, threads, width) in shapes.into_iter().chain([(429, 2, 128), (512, 2, 128), (300, 3, 96)]) {
+            let split = ColumnSplit::with_pieces_of(n, threads, width);
             assert!(split.blocks() <= threads, "{n} over {threads}");
-            // Each block in pieces of SUB_BLOCK columns, the last one shorter.
+            if width == SUB_BLOCK {
+                assert_eq!(split, ColumnSplit::new(n, threads));
+            }
+            // Each block in pieces of `width` columns, the last one shorter.
             let pieces: Vec<_> = (0..split.blocks())
                 .flat_map(|t| {
                     let (b0, b1) = split.block(t);
-                    (b0..b1).step_by(SUB_BLOCK).map(move |j0| (j0, (j0 + SUB_BLOCK).min(b1)))
+                    (b0..b1).step_by(width).map(move |j0| (j0, (j0 + width).min(b1)))
                 })
                 .collect();
             let mut next = 0;
             for &(j0, j1) in &pieces {
                 assert_eq!(j0, next, "{n} over {threads}: {pieces:?}");
-                assert!(j1 > j0 && j1 - j0 <= SUB_BLOCK);
+                assert!(j1 > j0 && j1 - j0 <= width);
                 next = j1;
             }
             assert_eq!(next, n);

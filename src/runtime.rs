@@ -166,6 +166,24 @@ pub fn for_each_part_pinned(parts: usize, work: impl Fn(usize) + Sync) {
     });
 }
 
+/// Runs `f(start, chunk)` on every chunk of `out` (`chunk` elements each, the last one
+/// shorter; `start` is the chunk's first index), each exactly once, as the parts of
+/// [`for_each_part_pinned`]: from outside the pool the calling thread works on chunks beside
+/// the pool's threads, where handing the whole loop to the pool made it wait for them (a
+/// parallel eager op paid a hand-off and a wait), and the same chunks go to the same
+/// threads from call to call.
+pub fn for_each_chunk_mut<U: Send>(out: &mut [U], chunk: usize, f: impl Fn(usize, &mut [U]) + Sync) {
+    let (len, chunk) = (out.len(), chunk.max(1));
+    let base = crate::backend::cpu::gemm::Dst(out.as_mut_ptr());
+    for_each_part_pinned(len.div_ceil(chunk), |i| {
+        let start = i * chunk;
+        let end = (start + chunk).min(len);
+        // SAFETY: the chunks are disjoint ranges of `out`, which is exclusively borrowed for
+        // this call, and each part runs exactly once.
+        f(start, unsafe { std::slice::from_raw_parts_mut(base.get().add(start), end - start) })
+    });
+}
+
 /// The part thread `t` of `threads` tries first: its own (`t`) when there are no more parts
 /// than threads, else the first of its even share (`t · parts / threads`), after which it
 /// goes on through its share and then takes the parts the others have not started.
@@ -305,6 +323,28 @@ mod tests {
         assert_eq!((0..3).map(|t| first_part(t, 2, 3)).collect::<Vec<_>>(), [0, 1, 0]);
         assert_eq!((0..2).map(|t| first_part(t, 8, 2)).collect::<Vec<_>>(), [0, 4]);
         assert_eq!((0..3).map(|t| first_part(t, 8, 3)).collect::<Vec<_>>(), [0, 2, 5]);
+    }
+
+    #[test]
+    fn every_chunk_runs_once_with_its_start_from_outside_and_inside_the_pool() {
+        let check = |out: &[usize], what: &str| {
+            assert!(out.iter().enumerate().all(|(i, &x)| x == i + 1), "{what}: {out:?}");
+        };
+        let fill = |chunk: usize| {
+            move |start: usize, c: &mut [usize]| {
+                assert!(!c.is_empty() && c.len() <= chunk, "a chunk of {} for chunks of {chunk}", c.len());
+                c.iter_mut().enumerate().for_each(|(i, x)| *x += start + i + 1);
+            }
+        };
+        for (len, chunk) in [(0, 4), (1, 4), (10, 3), (64, 16), (100_001, 1 << 14)] {
+            let mut out = vec![0usize; len];
+            for_each_chunk_mut(&mut out, chunk, fill(chunk));
+            check(&out, &format!("{len} in chunks of {chunk}"));
+        }
+        // On a pool thread, as a graph's nodes run.
+        let mut out = vec![0usize; 1000];
+        install(|| for_each_chunk_mut(&mut out, 64, fill(64)));
+        check(&out, "inside the pool");
     }
 
     #[test]

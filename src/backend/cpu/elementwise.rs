@@ -3,10 +3,9 @@
 use crate::backend::{CpuBuffer, Storage};
 use crate::dtype::Element;
 use crate::error::{Error, Result};
-use crate::runtime::{PARALLEL_THRESHOLD, install};
+use crate::runtime::{PARALLEL_THRESHOLD, for_each_chunk_mut};
 use crate::tensor::Tensor;
 use crate::tensor::layout::{Layout, coalesce_joint};
-use rayon::prelude::*;
 use std::sync::Arc;
 
 /// Elements per parallel work item: large enough to amortise scheduling, small enough to balance.
@@ -41,7 +40,7 @@ pub fn par_chunks<U: Send>(out: &mut [U], f: impl Fn(usize, &mut [U]) + Sync + S
     if out.len() < PARALLEL_THRESHOLD {
         f(0, out);
     } else {
-        install(|| out.par_chunks_mut(CHUNK).enumerate().for_each(|(i, c)| f(i * CHUNK, c)));
+        for_each_chunk_mut(out, CHUNK, f);
     }
 }
 
@@ -118,9 +117,7 @@ pub fn map_binary<A: Element, B: Element, U: Element>(
         if out.len() < PARALLEL_THRESHOLD {
             run(0, out);
         } else {
-            install(|| {
-                out.par_chunks_mut(rows_per_chunk * row).enumerate().for_each(|(i, c)| run(i * rows_per_chunk, c))
-            });
+            for_each_chunk_mut(out, rows_per_chunk * row, |start, c| run(start / row, c));
         }
     })
 }

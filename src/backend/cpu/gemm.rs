@@ -485,10 +485,17 @@ const LARGE_ROW_PIECE_MIN: usize = 256;
 /// Pieces per thread of a product split by rows, so a faster thread can take more.
 const ROW_PIECES_PER_THREAD: usize = 4;
 
-/// A destination pointer shared by tasks that write disjoint parts of one product (column
-/// blocks here, tiles in the low-precision kernels).
-#[derive(Clone, Copy)]
+/// A destination pointer shared by tasks that write disjoint parts of one output (column
+/// blocks here, tiles in the low-precision kernels, chunks in
+/// [`crate::runtime::for_each_chunk_mut`]).
 pub(crate) struct Dst<O>(pub(crate) *mut O);
+// By hand: derived impls would ask `O: Copy`, and a pointer copies whatever it points to.
+impl<O> Clone for Dst<O> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<O> Copy for Dst<O> {}
 // SAFETY: every user hands each task a disjoint set of elements to write.
 unsafe impl<O> Send for Dst<O> {}
 unsafe impl<O> Sync for Dst<O> {}

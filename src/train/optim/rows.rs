@@ -7,13 +7,14 @@ use crate::backend::cpu::prefetch::prefetch;
 use crate::device::Device;
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
-use crate::runtime::{PARALLEL_THRESHOLD, install, num_threads};
+use crate::runtime::{PARALLEL_THRESHOLD, for_each_part_pinned, install, num_threads};
 use crate::tensor::Tensor;
 use crate::tensor::grad::Gradient;
 use crate::tensor::layout::Layout;
 use rayon::prelude::*;
 use std::borrow::Cow;
 use std::ops::Range;
+use std::sync::Mutex;
 
 /// Sums the rows of duplicate indices (ALGORITHMS.md §5 asks for it before an optimizer step).
 /// `indices` is i64 (or i32) `[n]`, `rows` is f32 or f64 `[n, ...]`; the result is i64
@@ -368,11 +369,39 @@ pub(crate) fn split_pieces<'a, T>(mut data: &'a mut [T], per_row: usize, pieces:
     out
 }
 
-/// Runs `f` on every item, on the engine's pool when there is more than one.
+/// Runs `f` on every item, on the engine's pool when there is more than one (as the parts of
+/// [`for_each_part_pinned`], so a caller outside the pool works on items too).
 pub(crate) fn for_each_piece<I: Send>(items: Vec<I>, f: impl Fn(I) + Sync + Send) {
     if items.len() <= 1 {
         items.into_iter().for_each(f);
     } else {
-        install(|| items.into_par_iter().for_each(f));
+        // Each part takes its own item once; the lock is never contended.
+        let slots: Vec<Mutex<Option<I>>> = items.into_iter().map(|i| Mutex::new(Some(i))).collect();
+        for_each_part_pinned(slots.len(), |i| {
+            if let Some(item) = slots[i].lock().unwrap_or_else(|p| p.into_inner()).take() {
+                f(item)
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_piece_runs_once_on_its_own_item() {
+        // Owned items and disjoint borrowed slices, as the optimizers hand them out.
+        for n in [0, 1, 2, 5, 33] {
+            let runs: Vec<std::sync::atomic::AtomicUsize> = (0..n).map(|_| Default::default()).collect();
+            for_each_piece((0..n).map(|i| vec![i; i + 1]).collect(), |v: Vec<usize>| {
+                assert_eq!(v.len(), v[0] + 1);
+                runs[v[0]].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            });
+            assert!(runs.iter().all(|r| r.load(std::sync::atomic::Ordering::Relaxed) == 1), "{n} items");
+            let mut data = vec![0usize; n * 3];
+            for_each_piece(data.chunks_mut(3).enumerate().collect(), |(i, c): (usize, &mut [usize])| c.fill(i + 1));
+            assert!(data.iter().enumerate().all(|(j, &x)| x == j / 3 + 1), "{n} slices: {data:?}");
+        }
     }
 }

@@ -174,7 +174,7 @@ pub fn for_each_part_pinned(parts: usize, work: impl Fn(usize) + Sync) {
 /// threads from call to call.
 pub fn for_each_chunk_mut<U: Send>(out: &mut [U], chunk: usize, f: impl Fn(usize, &mut [U]) + Sync) {
     let (len, chunk) = (out.len(), chunk.max(1));
-    let base = crate::backend::cpu::gemm::Dst(out.as_mut_ptr());
+    let base = Dst(out.as_mut_ptr());
     for_each_part_pinned(len.div_ceil(chunk), |i| {
         let start = i * chunk;
         let end = (start + chunk).min(len);
@@ -182,6 +182,28 @@ pub fn for_each_chunk_mut<U: Send>(out: &mut [U], chunk: usize, f: impl Fn(usize
         // this call, and each part runs exactly once.
         f(start, unsafe { std::slice::from_raw_parts_mut(base.get().add(start), end - start) })
     });
+}
+
+/// A destination pointer shared by tasks that write disjoint parts of one output (chunks in
+/// [`for_each_chunk_mut`], column blocks of a split product, tiles in the low-precision
+/// kernels).
+pub(crate) struct Dst<O>(pub(crate) *mut O);
+// By hand: derived impls would ask `O: Copy`, and a pointer copies whatever it points to.
+impl<O> Clone for Dst<O> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<O> Copy for Dst<O> {}
+// SAFETY: every user hands each task a disjoint set of elements to write.
+unsafe impl<O> Send for Dst<O> {}
+unsafe impl<O> Sync for Dst<O> {}
+
+impl<O> Dst<O> {
+    /// The pointer (a method, so closures capture the whole Send + Sync wrapper).
+    pub(crate) fn get(self) -> *mut O {
+        self.0
+    }
 }
 
 /// The part thread `t` of `threads` tries first: its own (`t`) when there are no more parts

@@ -4,7 +4,7 @@ use super::panels::{ColumnSplit, SUB_BLOCK};
 use super::transpose::transpose_rows_into;
 use crate::dtype::Element;
 use crate::error::{Error, Result};
-use crate::runtime::{for_each_part_pinned, install, num_threads};
+use crate::runtime::{Dst, for_each_part_pinned, install, num_threads};
 use num_traits::{WrappingAdd, WrappingMul};
 
 /// A matrix inside a host slice: element `(r, c)` is at `off + r * rs + c * cs`. Any
@@ -484,28 +484,6 @@ const LARGE_ROW_PIECE_MIN: usize = 256;
 
 /// Pieces per thread of a product split by rows, so a faster thread can take more.
 const ROW_PIECES_PER_THREAD: usize = 4;
-
-/// A destination pointer shared by tasks that write disjoint parts of one output (column
-/// blocks here, tiles in the low-precision kernels, chunks in
-/// [`crate::runtime::for_each_chunk_mut`]).
-pub(crate) struct Dst<O>(pub(crate) *mut O);
-// By hand: derived impls would ask `O: Copy`, and a pointer copies whatever it points to.
-impl<O> Clone for Dst<O> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<O> Copy for Dst<O> {}
-// SAFETY: every user hands each task a disjoint set of elements to write.
-unsafe impl<O> Send for Dst<O> {}
-unsafe impl<O> Sync for Dst<O> {}
-
-impl<O> Dst<O> {
-    /// The pointer (a method, so closures capture the whole Send + Sync wrapper).
-    pub(crate) fn get(self) -> *mut O {
-        self.0
-    }
-}
 
 /// Integer element types for [`int_matmul_into`] (wrapping arithmetic, like NumPy).
 pub trait GemmInt: Element + WrappingAdd + WrappingMul {}

@@ -10,9 +10,8 @@
 use super::LowpOut;
 use super::native::{split_tasks, write_tile_row};
 use super::pack::{NR, pack_b, transpose_u16_8x8};
-use crate::backend::cpu::gemm::Dst;
 use crate::backend::cpu::gemm::MatView;
-use crate::runtime::install;
+use crate::runtime::{Dst, install};
 use rayon::prelude::*;
 use std::arch::asm;
 use std::sync::OnceLock;

@@ -3,9 +3,9 @@
 use super::kernel_x86::{tile_bf16, tile_f32};
 use super::pack::{MR, NR, pack_a, pack_b};
 use super::{LowpFloat, LowpOut};
-use crate::backend::cpu::gemm::{Dst, MatView};
+use crate::backend::cpu::gemm::MatView;
 use crate::dtype::DType;
-use crate::runtime::install;
+use crate::runtime::{Dst, install};
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;

@@ -209,8 +209,9 @@ impl<T> Block<'_, T> {
 /// `dst = start + a · b` where `a` is `m × k`, `b` is `k × n` and `dst` is `m × n`
 /// row-major with row stride `dst_rs`. `threads > 1` spreads the work over the engine pool:
 /// by blocks of columns on products with few rows, by pieces of rows where the right operand
-/// is at most 2 MiB (see [`row_pieces`]), else by gemm's own split. `then`, when given, runs on every block of finished columns
-/// (on the thread that computed it where the split is by columns).
+/// is at most 2 MiB (see [`row_pieces`]), by pieces of columns where it is larger (see
+/// [`splits_large_by_columns`]), else by gemm's own split. `then`, when given, runs on every
+/// block of finished columns (on the thread that computed it where the split is by columns).
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_into<T: GemmFloat>(
     (m, n, k): (usize, usize, usize),
@@ -321,10 +322,12 @@ pub fn gemm_into<T: GemmFloat>(
     let cols =
         |dst: Dst<T>, cols: (usize, usize), par: gemm::Parallelism| product(dst, (0, m), cols, (0, k), par, None);
     let out = Dst(dst.as_mut_ptr());
-    if threads > 1 && splits_columns(m, n, k, threads) {
+    let large = rhs == Rhs::Strided && splits_large_by_columns(m, n, k, threads);
+    if threads > 1 && (large || splits_columns(m, n, k, threads)) {
         // Serial products on pieces of columns, each thread starting on its own block, the same
         // block each call (a fixed weight's block stays in that core's cache).
         let split = match rhs {
+            _ if large => ColumnSplit::with_pieces_of(n, threads, LARGE_PIECE),
             Rhs::Strided if k >= DEEP_PRODUCT => ColumnSplit::with_pieces_of(n, threads, DEEP_PIECE),
             // Panels are cut in pieces of SUB_BLOCK, and PANEL_SCRATCH holds one.
             _ => ColumnSplit::new(n, threads),
@@ -423,6 +426,25 @@ fn splits_columns(m: usize, n: usize, k: usize, threads: usize) -> bool {
     m <= 512 && k >= 256 && n >= 128 * threads
 }
 
+/// Whether [`gemm_into`] splits a product with many rows and a large right operand (more
+/// than [`LARGE_ROW_SPLIT_RHS`] elements, read through strides), which gemm would otherwise
+/// split itself, by columns in pieces of [`LARGE_PIECE`]. gemm's split shares packed blocks
+/// between its threads and waits for all of them at each block, so a thread the host
+/// preempts holds the other up; pieces of columns share nothing (each packs its own columns
+/// of the right operand, and the left operand is read in place), and a thread that comes
+/// free takes the pieces of a slower one. Calling gemm directly on two threads in a busy
+/// stretch (8 rounds, median GFLOP/s, gemm's split → pieces of 256 columns): 1024³ 135 → 253,
+/// 148 → 277; 2048³ 258 → 266. Through the engine's matmul, whose pool runs gemm's split
+/// better (in-process A/B, 10–16 alternating rounds, median per-round speed ratio): 1024³
+/// 0.91, 1.05, 1.05; 2048³ 1.05, 1.02, 1.05. Pieces of 128 columns lost at 1024³ (0.93),
+/// pieces of 512 were level with 256 (1.04 and 1.01; 2048³ 1.05 and 1.04).
+fn splits_large_by_columns(m: usize, n: usize, k: usize, threads: usize) -> bool {
+    m > 512 && k >= 256 && n >= 128 * threads && n * k > LARGE_ROW_SPLIT_RHS
+}
+
+/// Columns per piece of a large product split by columns (see [`splits_large_by_columns`]).
+const LARGE_PIECE: usize = 256;
+
 /// Depth from which a product split by columns reads its right operand through strides in
 /// pieces of [`DEEP_PIECE`] columns rather than [`SUB_BLOCK`]: every piece packs the whole
 /// `m × k` left operand again, and on a deep product (a weight gradient summed over a batch
@@ -439,7 +461,7 @@ const DEEP_PIECE: usize = 128;
 /// small one (at most [`ROW_SPLIT_RHS`] elements) is split into pieces of at least
 /// [`ROW_PIECE_MIN`] rows, a larger one into pieces of at least [`LARGE_ROW_PIECE_MIN`]
 /// rows, and a product with a still larger right operand, or too short for two such
-/// pieces, is left to gemm.
+/// pieces, is split by columns ([`splits_large_by_columns`]) or left to gemm.
 ///
 /// Small right operands: gemm's own split gained nothing over one thread on products of up
 /// to a few million multiply-adds, and lost to row pieces beyond (in-process, median of 5
@@ -676,9 +698,11 @@ mod tests {
         // Shapes that take the column split on two threads (n not a multiple of the block
         // alignment, a transposed left operand, accumulation onto what dst holds), the row
         // split (one with rows in uneven pieces and depth in two blocks, one with a right
-        // operand too large for short pieces), a deep product in wide column pieces, and
-        // gemm's own (a short product, one with a large right operand); each
-        // against an f64 reference and against the one-thread product.
+        // operand too large for short pieces), a deep product in wide column pieces, large
+        // products in pieces of LARGE_PIECE columns (one with depth in two uneven blocks, a
+        // transposed left operand and accumulation), and gemm's own (a short product, one too
+        // shallow for the large split); each against an f64 reference and against the
+        // one-thread product.
         for (m, n, k, at, acc, split) in [
             (128, 300, 256, false, false, "columns"),
             (64, 512, 300, true, true, "columns"),
@@ -687,17 +711,21 @@ mod tests {
             (600, 400, 400, false, false, "rows"),
             (64, 300, 2100, true, false, "columns"),
             (300, 800, 200, false, true, "gemm"),
-            (520, 1030, 510, false, false, "gemm"),
+            (520, 1030, 510, false, false, "large columns"),
+            (600, 700, 1000, true, true, "large columns"),
+            (600, 2200, 250, false, false, "gemm"),
         ] {
             let a: Vec<f32> = (0..m * k).map(|i| ((i * 7919 % 1009) as f32 - 500.0) / 333.0).collect();
             let b: Vec<f32> = (0..k * n).map(|i| ((i * 104729 % 997) as f32 - 498.0) / 411.0).collect();
             let av = if at { MatView::new(0, 1, m) } else { MatView::new(0, k, 1) };
             let bv = MatView::new(0, n, 1);
             let start: Vec<f32> = (0..m * n).map(|i| (i % 13) as f32).collect();
-            let taken = match (splits_columns(m, n, k, 2), row_pieces(m, n, k, 2)) {
-                (true, _) => "columns",
-                (false, Some(_)) => "rows",
-                (false, None) => "gemm",
+            let taken = match (splits_columns(m, n, k, 2), splits_large_by_columns(m, n, k, 2), row_pieces(m, n, k, 2))
+            {
+                (true, _, _) => "columns",
+                (false, true, _) => "large columns",
+                (false, false, Some(_)) => "rows",
+                (false, false, None) => "gemm",
             };
             assert_eq!(taken, split, "{m}x{n}x{k}");
             let mut two = start.clone();

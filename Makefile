@@ -17,7 +17,7 @@ VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-
 
 C_TESTS := $(patsubst tests/c/%.c,build/c/%,$(wildcard tests/c/*.c))
 
-.PHONY: setup lib demo tour acceptance test lint rust-tests c-tests exports mlp-check bench-c
+.PHONY: setup lib demo tour acceptance test lint rust-tests c-tests exports mlp-check bench-c tsan
 
 setup:
 	@scripts/setup.sh
@@ -69,6 +69,10 @@ mlp-check: build/examples/mlp_train
 acceptance: lib
 	cargo run --release --quiet --example train_acceptance gmix
 
+# One executor shared by 16 threads, under ThreadSanitizer (nightly Rust, installed if missing).
+tsan: setup
+	scripts/tsan.sh
+
 exports: lib
 	scripts/check_exports.sh $(RELEASE)/libdeepseek.so
 
@@ -82,5 +86,5 @@ bench-c: lib
 BINDING_TESTS :=
 include $(wildcard mk/*.mk)
 
-test: lint rust-tests c-tests mlp-check acceptance exports tour $(BINDING_TESTS) demo
+test: lint rust-tests c-tests tsan mlp-check acceptance exports tour $(BINDING_TESTS) demo
 	@echo "make test: all suites passed"

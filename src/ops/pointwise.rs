@@ -52,8 +52,8 @@ pub trait UnaryBody {
         arity: 1,
         f32: unary_chunk_f32::<Self>,
         f64: unary_chunk_f64::<Self>,
-        f32_in_place: |out, _, _, attrs| unary_in_place(out, Self::f32(attrs)),
-        f64_in_place: |out, _, _, attrs| unary_in_place(out, Self::f64(attrs)),
+        f32_in_place: unary_in_place_f32::<Self>,
+        f64_in_place: unary_in_place_f64::<Self>,
     };
 }
 
@@ -68,8 +68,8 @@ pub trait BinaryBody {
         arity: 2,
         f32: binary_chunk_f32::<Self>,
         f64: binary_chunk_f64::<Self>,
-        f32_in_place: |out, other, out_first, attrs| binary_in_place(out, other, out_first, Self::f32(attrs)),
-        f64_in_place: |out, other, out_first, attrs| binary_in_place(out, other, out_first, Self::f64(attrs)),
+        f32_in_place: binary_in_place_f32::<Self>,
+        f64_in_place: binary_in_place_f64::<Self>,
     };
 }
 
@@ -113,21 +113,59 @@ fn binary_in_place<T: Copy>(out: &mut [T], other: &[T], out_first: bool, f: impl
     }
 }
 
-fn unary_chunk_f32<B: UnaryBody + ?Sized>(out: &mut [f32], ins: &[&[f32]], attrs: &Attrs) {
+/// Defines a chunk body that runs compiled for AVX-512 where the CPU has it (the check is a
+/// cached load, once per chunk) and for the build's baseline elsewhere. A fused chain runs
+/// its bodies one after the other over a chunk held in L1, where the vector width sets the
+/// speed (a kernel run alone streams from memory, where it does not); the element formula
+/// is the same, so are the bits.
+macro_rules! widest_chunk {
+    ($name:ident<$B:ident: $Bound:ident>($($arg:ident: $ty:ty),*) $body:block) => {
+        fn $name<$B: $Bound + ?Sized>($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                fn wide<$B: $Bound + ?Sized>($($arg: $ty),*) $body
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has AVX-512F (checked just above).
+                    return unsafe { wide::<$B>($($arg),*) };
+                }
+            }
+            $body
+        }
+    };
+}
+
+widest_chunk!(unary_chunk_f32<B: UnaryBody>(out: &mut [f32], ins: &[&[f32]], attrs: &Attrs) {
     unary_loop(out, ins[0], B::f32(attrs))
-}
+});
 
-fn unary_chunk_f64<B: UnaryBody + ?Sized>(out: &mut [f64], ins: &[&[f64]], attrs: &Attrs) {
+widest_chunk!(unary_chunk_f64<B: UnaryBody>(out: &mut [f64], ins: &[&[f64]], attrs: &Attrs) {
     unary_loop(out, ins[0], B::f64(attrs))
-}
+});
 
-fn binary_chunk_f32<B: BinaryBody + ?Sized>(out: &mut [f32], ins: &[&[f32]], attrs: &Attrs) {
+widest_chunk!(binary_chunk_f32<B: BinaryBody>(out: &mut [f32], ins: &[&[f32]], attrs: &Attrs) {
     binary_loop(out, ins[0], ins[1], B::f32(attrs))
-}
+});
 
-fn binary_chunk_f64<B: BinaryBody + ?Sized>(out: &mut [f64], ins: &[&[f64]], attrs: &Attrs) {
+widest_chunk!(binary_chunk_f64<B: BinaryBody>(out: &mut [f64], ins: &[&[f64]], attrs: &Attrs) {
     binary_loop(out, ins[0], ins[1], B::f64(attrs))
-}
+});
+
+widest_chunk!(unary_in_place_f32<B: UnaryBody>(out: &mut [f32], _other: &[f32], _out_first: bool, attrs: &Attrs) {
+    unary_in_place(out, B::f32(attrs))
+});
+
+widest_chunk!(unary_in_place_f64<B: UnaryBody>(out: &mut [f64], _other: &[f64], _out_first: bool, attrs: &Attrs) {
+    unary_in_place(out, B::f64(attrs))
+});
+
+widest_chunk!(binary_in_place_f32<B: BinaryBody>(out: &mut [f32], other: &[f32], out_first: bool, attrs: &Attrs) {
+    binary_in_place(out, other, out_first, B::f32(attrs))
+});
+
+widest_chunk!(binary_in_place_f64<B: BinaryBody>(out: &mut [f64], other: &[f64], out_first: bool, attrs: &Attrs) {
+    binary_in_place(out, other, out_first, B::f64(attrs))
+});
 
 /// The forward kernel of a unary body on a float tensor of any layout: f32 and f64 natively,
 /// f16/bf16 computed in f32 and rounded back once per element; other dtypes are an error

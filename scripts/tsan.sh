@@ -14,7 +14,6 @@ rustup +nightly component list --installed 2>/dev/null | grep -q '^rust-src' || 
 
 target=$(rustc -vV | sed -n 's/^host: //p')
 export RUSTFLAGS="-Zsanitizer=thread"
-export RUSTDOCFLAGS="-Zsanitizer=thread"
 export CARGO_TARGET_DIR=build/tsan
 # halt_on_error: the first report fails the run; second_deadlock_stack: fuller reports.
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"

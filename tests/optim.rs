@@ -796,3 +796,35 @@ fn every_optimizer_minimises_a_quadratic() {
         assert!(end < start * 1e-4, "{name} {attrs:?}: loss {start} → {end}");
     }
 }
+
+#[test]
+fn a_parameter_updated_while_its_graph_is_alive_stays_a_parameter() {
+    // The last step's loss (and its graph, which holds the parameter) outlives the update,
+    // as in a loop that keeps `loss` to print it: the update copies the shared parameter,
+    // which must keep requiring grad and keep its accumulated gradient.
+    let mut w = t64(&[1.0, -2.0], &[2]);
+    w.set_requires_grad(true);
+    let x = t64(&[3.0, 0.5], &[2]);
+    let mut sgd = opt("sgd", &[]);
+    let mut losses = vec![];
+    for _ in 0..3 {
+        let loss = w.mul(&x).unwrap().sum(&[], false).unwrap();
+        loss.backward().unwrap();
+        let g = w.gradient().expect("a gradient after backward");
+        sgd.update("w", &mut w, &g, 0.1).unwrap();
+        assert!(w.requires_grad(), "the update detached the parameter");
+        // Not zeroed: the gradient accumulated so far is still there after the copy.
+        close(
+            &vals(&match w.gradient().expect("the gradient moved with the parameter") {
+                Gradient::Dense(t) => t,
+                other => panic!("dense expected, got {other:?}"),
+            }),
+            &vals(&x).iter().map(|v| v * (losses.len() + 1) as f64).collect::<Vec<_>>(),
+            0.0,
+        );
+        losses.push(vals(&loss)[0]);
+    }
+    // d(sum(w·x))/dw = x, accumulated: the steps subtract 0.1·x, 0.2·x, 0.3·x.
+    close(&vals(&w), &[1.0 - 0.6 * 3.0, -2.0 - 0.6 * 0.5], 1e-12);
+    close(&losses, &[2.0, 2.0 - 0.1 * 9.25, 2.0 - 0.3 * 9.25], 1e-12);
+}

@@ -28,7 +28,10 @@ impl Tensor {
     /// The elements as a mutable host slice, for owners that update a tensor in place (an
     /// optimizer stepping its parameters). Copy on write: when the data is shared (a clone, a
     /// view, a caller's borrowed buffer) or not contiguous, this handle first gets a private
-    /// contiguous copy, so no other holder ever sees the change.
+    /// contiguous copy, so no other holder ever sees the change. A leaf stays the same
+    /// parameter through that copy: its requires-grad flag and accumulated gradient move with
+    /// it (a training loop updates its parameters while the last step's graph, which holds
+    /// them, is still alive).
     pub fn host_data_mut<T: Element>(&mut self) -> Result<&mut [T]> {
         if self.dtype() != T::DTYPE {
             return Err(Error::DtypeMismatch { arg: "host_data_mut", expected: T::DTYPE, given: self.dtype() });
@@ -37,7 +40,12 @@ impl Tensor {
             return Err(Error::Unsupported(format!("in-place host access to a tensor on {}", self.device())));
         }
         if !(self.is_exclusive() && self.is_contiguous()) {
-            *self = self.copy_as(self.dtype())?;
+            let copy = self.copy_as(self.dtype())?;
+            if self.is_leaf() {
+                copy.set_requires_grad(self.requires_grad());
+                copy.set_gradient(self.gradient());
+            }
+            *self = copy;
         }
         let (off, n) = (self.layout().offset(), self.numel());
         let buf = self.storage().as_cpu().expect("checked: host tensor");

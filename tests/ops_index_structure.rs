@@ -173,6 +173,34 @@ fn embedding_fields_forward_picks_each_fields_row_from_its_own_table() {
 }
 
 #[test]
+fn gathers_of_many_lookups_match_rows_read_one_by_one() {
+    // Enough lookups that the gathers prefetch rows ahead and split over the pool, with the
+    // first and last rows of each table among them.
+    let (fields, width, samples) = (3usize, 16usize, 700usize);
+    let tables: Vec<Tensor> = (0..fields).map(|f| randn(&[1000 + 7 * f, width], 10 + f as u64)).collect();
+    let data: Vec<Vec<f64>> = tables.iter().map(vals).collect();
+    let mut g = Generator::new(5);
+    let ids: Vec<i64> = (0..samples * fields)
+        .map(|k| {
+            let rows = 1000 + 7 * (k % fields) as u64;
+            match k / fields {
+                0 => 0,
+                1 => rows as i64 - 1,
+                _ => (g.next_u64() % rows) as i64,
+            }
+        })
+        .collect();
+    let idx = ti64(&ids, &[samples, fields]);
+    let row = |f: usize, i: i64| data[f][i as usize * width..(i as usize + 1) * width].to_vec();
+    let expect: Vec<f64> = ids.iter().enumerate().flat_map(|(k, &i)| row(k % fields, i)).collect();
+    let refs: Vec<&Tensor> = tables.iter().collect();
+    assert_eq!(vals(&idx.embedding_fields(&refs).unwrap()), expect);
+    let column: Vec<i64> = ids.iter().step_by(fields).copied().collect();
+    let expect: Vec<f64> = column.iter().flat_map(|&i| row(0, i)).collect();
+    assert_eq!(vals(&tables[0].embedding(&ti64(&column, &[samples])).unwrap()), expect);
+}
+
+#[test]
 fn embedding_fields_row_gradients_match_finite_differences() {
     // Repeated rows within a field must add.
     let idx = ti64(&[1, 0, 1, 2, 1, 0, 3, 2], &[4, 2]);

@@ -1,7 +1,7 @@
 //! `embedding_fields`: one row per field from that field's own table, the sparse features of a CTR model in one op.
 
 use super::dispatch::{attrs_of, call1};
-use super::index::{elems, emit_flat_i64, par_rows, require_index};
+use super::index::{elems, emit_flat_i64, par_rows, prefetch_lookup, require_index};
 use super::movement::{SLICE, emit_reshape};
 use super::util::one;
 use super::{ArgSpec, Attr, Attrs, Emitter, ForwardCtx, GradCtx, GradVal, InferCtx, Meta, OpDef, OpKind, Val};
@@ -105,6 +105,7 @@ fn fields_forward(ctx: &ForwardCtx) -> Result<Vec<Tensor>> {
         new_host::<T>(&ctx.outputs[0].shape, |out| {
             par_rows(out, width, |first, chunk| {
                 for (k, (row, &r)) in chunk.chunks_exact_mut(width).zip(&rows[first..]).enumerate() {
+                    prefetch_lookup(&rows, first + k, |at, j| &data[at % fields][j * width..(j + 1) * width]);
                     row.copy_from_slice(&data[(first + k) % fields][r * width..(r + 1) * width]);
                 }
             })

@@ -385,11 +385,37 @@ fn padding_row(attrs: &Attrs, rows: usize) -> Result<Option<usize>> {
 /// `out[k] = table[rows[k]]` for rows of `width` elements.
 fn gather_rows<T: Element>(table: &[T], rows: &[usize], width: usize, out: &mut [T]) {
     par_rows(out, width, |r0, chunk| {
-        for (row, &i) in chunk.chunks_exact_mut(width).zip(&rows[r0..]) {
+        for (k, (row, &i)) in chunk.chunks_exact_mut(width).zip(&rows[r0..]).enumerate() {
+            prefetch_lookup(rows, r0 + k, |_, j| &table[j * width..(j + 1) * width]);
             row.copy_from_slice(&table[i * width..(i + 1) * width]);
         }
     });
 }
+
+/// While lookup `k` of `rows` is copied, asks for the table row of lookup
+/// `k + `[`ROWS_AHEAD`] (`row(lookup, j)` is row `j` of that lookup's table), where there are at least
+/// [`PREFETCH_MIN_ROWS`] lookups. A gather from tables larger than the caches waits on memory
+/// for each row, and row copies one after another keep few of those loads in flight.
+/// In-process A/B on two threads (12 alternating rounds, median time ratio, two runs):
+/// `embedding_fields` over 26 tables of 100,000 × 16 f32 at batch 256 0.55 and 0.61, at batch
+/// 4096 0.57 and 0.74; `embedding` of 4096 × 26 ids from one such table 0.92 and 0.86;
+/// DCN-v2 inference at batch 256 0.95 and 0.93. 8 rows ahead gained about as much, 4 less
+/// (1.00 and 0.89 on `embedding_fields`).
+pub(crate) fn prefetch_lookup<'a, T: 'a>(rows: &[usize], k: usize, row: impl FnOnce(usize, usize) -> &'a [T]) {
+    let later = k + ROWS_AHEAD;
+    if rows.len() >= PREFETCH_MIN_ROWS
+        && let Some(&j) = rows.get(later)
+    {
+        crate::backend::cpu::prefetch::prefetch(row(later, j));
+    }
+}
+
+/// How many lookups ahead [`prefetch_lookup`] asks for a row.
+const ROWS_AHEAD: usize = 16;
+
+/// Fewest lookups for which [`prefetch_lookup`] prefetches: the loads of a batch-1 request's
+/// few rows are all in flight at once anyway, and asking for them again cost up to 8%.
+const PREFETCH_MIN_ROWS: usize = 64;
 
 /// Rows of a table picked by integer indices of any shape.
 pub static EMBEDDING: OpDef = OpDef {

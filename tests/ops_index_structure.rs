@@ -198,6 +198,20 @@ fn gathers_of_many_lookups_match_rows_read_one_by_one() {
     let column: Vec<i64> = ids.iter().step_by(fields).copied().collect();
     let expect: Vec<f64> = column.iter().flat_map(|&i| row(0, i)).collect();
     assert_eq!(vals(&tables[0].embedding(&ti64(&column, &[samples])).unwrap()), expect);
+    // Bags of one table over the same ids: three lookups a bag, and an empty bag at the end.
+    let ids0: Vec<i64> = ids.iter().map(|&i| i.min(999)).collect();
+    let offsets: Vec<i64> = (0..=samples).map(|b| (b * fields) as i64).collect();
+    let (idx0, offs) = (ti64(&ids0, &[ids0.len()]), ti64(&offsets, &[samples + 1]));
+    for mode in ["sum", "max"] {
+        let mut expect = vec![0.0; (samples + 1) * width];
+        for (b, bag) in ids0.chunks(fields).enumerate() {
+            for c in 0..width {
+                let v = bag.iter().map(|&i| row(0, i)[c]);
+                expect[b * width + c] = if mode == "sum" { v.sum() } else { v.fold(f64::NEG_INFINITY, f64::max) };
+            }
+        }
+        assert_eq!(vals(&tables[0].embedding_bag(&idx0, &offs, None, mode).unwrap()), expect, "{mode}");
+    }
 }
 
 #[test]

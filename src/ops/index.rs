@@ -392,8 +392,8 @@ fn gather_rows<T: Element>(table: &[T], rows: &[usize], width: usize, out: &mut 
     });
 }
 
-/// While lookup `k` of `rows` is copied, asks for the table row of lookup
-/// `k + `[`ROWS_AHEAD`] (`row(lookup, j)` is row `j` of that lookup's table), where there are at least
+/// While lookup `k` of `rows` is copied, asks for the table row of lookup `k + `[`ROWS_AHEAD`]
+/// (`row(lookup, j)` is row `j` of that lookup's table), where there are at least
 /// [`PREFETCH_MIN_ROWS`] lookups. A gather from tables larger than the caches waits on memory
 /// for each row, and row copies one after another keep few of those loads in flight.
 /// In-process A/B on two threads (12 alternating rounds, median time ratio, two runs):

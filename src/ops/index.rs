@@ -588,7 +588,7 @@ fn bag_forward<T: Lane>(b: &Bags<T>, out: &mut [T]) {
             let (s, e) = (b.bounds[b0 + k], b.bounds[b0 + k + 1]);
             acc.fill(zero);
             let row = |p: usize| &b.table[b.rows[p] * d..(b.rows[p] + 1) * d];
-            let ask = |p: usize| prefetch_lookup(b.rows, p, |_, j| &b.table[j * d..(j + 1) * d]);
+            let ask = |p: usize| prefetch_lookup(b.rows, p, |later, _| row(later));
             match b.mode {
                 BagMode::Sum | BagMode::Mean => {
                     for p in s..e {
